@@ -1,0 +1,1 @@
+"""tfdphpe.evaluation"""
