@@ -1,1 +1,7 @@
-"""tfdphpe.evaluation"""
+"""Evaluation: MPII PCKh and COCO keypoint AP."""
+
+from tfdphpe.evaluation.coco_ap import coco_keypoint_ap, to_coco_results, write_results
+from tfdphpe.evaluation.pckh import GROUPS, PCKhResult, head_sizes, pckh
+
+__all__ = ["pckh", "PCKhResult", "GROUPS", "head_sizes", "coco_keypoint_ap",
+           "to_coco_results", "write_results"]
