@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip check
 	touch $(STAMP)
 
+SYNTH := data/synthetic
+
 demo: $(STAMP)
-	$(VENV)/bin/python scripts/demo.py
+	test -f $(SYNTH)/private/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
+		--out=$(SYNTH)/private --num_train=1000 --num_val=200 --seed=0
+	test -f $(SYNTH)/public/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
+		--out=$(SYNTH)/public --num_train=1000 --num_val=0 --seed=1
+	$(VENV)/bin/python scripts/train.py --flagfile=configs/quickstart.flags
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests

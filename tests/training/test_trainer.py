@@ -1,0 +1,150 @@
+"""End-to-end training on a tiny synthetic data set with a reduced TinyViT."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import TINY, TINY_INPUT
+from tfdphpe.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from tfdphpe.privacy import PrivacyLedger
+from tfdphpe.training import (DataConfig, ModelConfig, OptimConfig, PrivacyConfig, RunConfig,
+                              TrainConfig, Trainer, train)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    cfg = SyntheticConfig(image_size=(96, 80))
+    write_synthetic_dataset(str(root / "private"), 48, 8, seed=0, cfg=cfg, num_workers=1)
+    write_synthetic_dataset(str(root / "public"), 24, 4, seed=1, cfg=cfg, num_workers=1)
+    return str(root / "private"), str(root / "public")
+
+
+def _config(data_dirs, run_dir, method="dpsgd", **run):
+    private, public = data_dirs
+    privacy = dict(method=method, l2_norm_clip=1.0, target_epsilon=8.0, delta=1e-3,
+                   projection_dim=4, public_examples=8, public_view_sigma=2.0)
+    run_kwargs = dict(run_dir=str(run_dir), epochs=1.0, batch_size=8, checkpoint_every=2,
+                      log_every=1, flip_test=True)
+    run_kwargs.update(run)
+    return TrainConfig(
+        data=DataConfig("synthetic", private, "synthetic", public, TINY_INPUT, augment=True),
+        model=ModelConfig(variant=TINY, strategy="scratch"),
+        privacy=PrivacyConfig(**privacy),
+        optim=OptimConfig(learning_rate=1e-3),
+        run=RunConfig(**run_kwargs))
+
+
+def test_dp_run_writes_model_statement_and_metrics(data_dirs, tmp_path):
+    cfg = _config(data_dirs, tmp_path / "run", pretrain_epochs=1.0, pretrain_batch_size=8)
+    cfg.model.strategy = "finetune"
+    metrics = train(cfg, log=lambda s: None)
+    run = tmp_path / "run"
+    for name in ("config.json", "model.keras", "privacy.json", "privacy.txt", "metrics.json",
+                 "metrics.jsonl", "pretrain/model.keras"):
+        assert (run / name).exists(), name
+    report = json.loads((run / "privacy.json").read_text())
+    assert report["method"] == "dpsgd" and report["sampling_used"] == "poisson"
+    assert 0 < report["epsilon"] <= 8.0 + 1e-6
+    assert report["steps_taken"] == 6 and metrics["steps"] == 6
+    assert "PCKh@0.5/Mean" in metrics and 0.0 <= metrics["PCKh@0.5/Mean"] <= 100.0
+    # BatchNorm statistics: the private model keeps the pretrained (public) ones.
+    pre = tf.keras.models.load_model(str(run / "pretrain" / "model.keras"), compile=False)
+    post = tf.keras.models.load_model(str(run / "model.keras"), compile=False)
+    pre_stats = [w.numpy() for w in pre.get_layer("backbone").weights if "moving" in w.name]
+    post_stats = [w.numpy() for w in post.get_layer("backbone").weights if "moving" in w.name]
+    assert pre_stats and all(np.array_equal(a, b) for a, b in zip(pre_stats, post_stats))
+    # ... and the public pretraining did learn statistics (BatchNorm trains on public data).
+    assert any(np.any(s != 0) for s in pre_stats if s.ndim == 1)
+
+
+@pytest.mark.parametrize("method", ["none", "pdpsgd", "fdp", "fpdp"])
+def test_every_method_trains(data_dirs, tmp_path, method):
+    cfg = _config(data_dirs, tmp_path / method, method=method, max_steps=2)
+    metrics = train(cfg, log=lambda s: None)
+    assert metrics["steps"] == 2
+    report = json.loads((tmp_path / method / "privacy.json").read_text())
+    if method in ("pdpsgd", "fpdp"):
+        manifest = json.loads((tmp_path / method / "public_split.json").read_text())
+        assert manifest["num_public"] == 8 and report["num_examples"] == 48 - 8
+    if method in ("fdp", "fpdp"):
+        assert "blur" in report["psi"] and "Feature DP" in report["statement"]
+    if method == "none":
+        assert report["epsilon"] is None and "no differential privacy" in report["statement"]
+
+
+def test_budget_cap_stops_the_run(data_dirs, tmp_path):
+    cfg = _config(data_dirs, tmp_path / "cap", epochs=10.0)
+    cfg.privacy.noise_multiplier = 0.8
+    cfg.privacy.target_epsilon = 3.0
+    metrics = train(cfg, log=lambda s: None)
+    ledger = PrivacyLedger.load(str(tmp_path / "cap" / "checkpoints" /
+                                    f"ledger-{metrics['steps']}.json"))
+    assert metrics["steps"] < 60 and metrics["steps"] == ledger.max_steps()
+    assert ledger.epsilon() <= 3.0 and ledger.epsilon(ledger.steps + 1) > 3.0
+    assert json.loads((tmp_path / "cap" / "privacy.json").read_text())["stopped_by_budget"]
+
+
+def test_killed_run_resumes_with_its_budget(data_dirs, tmp_path):
+    run = tmp_path / "killed"
+    cfg = _config(data_dirs, run, epochs=2.0, checkpoint_every=2)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(cfg.to_json())
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "training", "driver.py"),
+                             str(cfg_path)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ledger4 = run / "checkpoints" / "ledger-4.json"
+    deadline = time.time() + 300
+    while not (ledger4.exists() and (run / "checkpoints" / "ckpt-4.index").exists()):
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.keras").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(cfg, log=lambda s: None).train()
+    resumed = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, resume=True))
+    lines = []
+    metrics = Trainer(resumed, log=lines.append).train()
+    resumed_at = [l for l in lines if l.startswith("resumed at step")]
+    assert resumed_at and int(resumed_at[0].split()[3]) >= 4
+    assert metrics["steps"] == 12
+    final = PrivacyLedger.load(str(run / "checkpoints" / "ledger-12.json"))
+    fresh = PrivacyLedger.from_dict(dict(final.to_dict(), steps=12))
+    assert final.steps == 12 and final.epsilon() == pytest.approx(fresh.epsilon())
+
+
+def test_config_errors_name_the_flag(data_dirs, tmp_path):
+    cfg = _config(data_dirs, tmp_path / "bad")
+    cfg.privacy.delta = 1.5
+    with pytest.raises(ValueError, match="--delta"):
+        cfg.validate()
+    cfg = _config(data_dirs, tmp_path / "bad2")
+    cfg.model.strategy = "finetune"
+    with pytest.raises(ValueError, match="pretrain"):
+        cfg.validate()
+    cfg = _config(data_dirs, tmp_path / "bad3", pretrain_epochs=1.0)
+    cfg.data.public_data_dir = cfg.data.data_dir
+    with pytest.raises(ValueError, match="private pixels"):
+        Trainer(cfg, log=lambda s: None).train()
+    cfg = _config(data_dirs, tmp_path / "bad4", batch_size=500)
+    with pytest.raises(ValueError, match="--batch_size"):
+        Trainer(cfg, log=lambda s: None).train()
+
+
+def test_config_json_round_trip(data_dirs, tmp_path):
+    cfg = _config(data_dirs, tmp_path / "rt")
+    again = TrainConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg

@@ -1,0 +1,439 @@
+"""The training loop: optional non-private pretraining on public data, then private training.
+
+``train(config)`` runs a whole run in ``config.run.run_dir``:
+
+    run_dir/
+      config.json             the validated configuration
+      pretrain/               phase 1 (public data, non-private): checkpoints, model.keras
+      checkpoints/            phase 2: TF checkpoints + ledger-<step>.json (+ state.json)
+      public_split.json       S_pub manifest (pdpsgd, fpdp): which images are public
+      tensorboard/            loss, learning rate, epsilon spent, validation metrics
+      metrics.jsonl           one JSON line per evaluation
+      model.keras             the final private model
+      privacy.json / .txt     the privacy statement (the ledger and its words)
+      metrics.json            final metrics
+
+Privacy rules enforced here (DESIGN 4): BatchNorm statistics are frozen for the private phase;
+Poisson sampling unless ``sampling="shuffle"`` is asked for (and then the statement says so); the
+ledger records each step before it is applied and the run stops before the target epsilon would
+be exceeded; S_pub is disjoint from the private set by image; pretraining data may not be the
+private data directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfdphpe import privacy
+from tfdphpe.data import joints as joints_lib
+from tfdphpe.data.pipeline import AugmentConfig, PipelineConfig, build_dataset
+from tfdphpe.data.sampling import BatchConfig
+from tfdphpe.data.splits import split_public, write_manifest
+from tfdphpe.evaluation.inference import predict_dataset, score
+from tfdphpe.models import (apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss,
+                            transfer_joint_head)
+from tfdphpe.training.checkpointing import RunCheckpoint, atomic_write
+from tfdphpe.training.config import TrainConfig
+from tfdphpe.training.datasets import coco_annotation_file, load_split
+
+Log = Callable[[str], None]
+# What a training step reads from a batch (metadata and strings stay out of the graph).
+STEP_KEYS = ("image", "public_image", "target_x", "target_y", "target_weight", "mask")
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    steps: int
+    stopped_by_budget: bool
+    metrics: dict
+
+
+def _gpu_present() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def learning_rate_schedule(base: float, total_steps: int, schedule: str, warmup: int):
+    """Cosine (or constant) decay with linear warm-up, as a Keras schedule."""
+    total_steps = max(int(total_steps), 1)
+    if schedule == "constant" and warmup == 0:
+        return base
+
+    class _Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            if schedule == "cosine":
+                progress = tf.clip_by_value((step - warmup) / max(total_steps - warmup, 1), 0, 1)
+                lr = base * 0.5 * (1.0 + tf.cos(math.pi * progress))
+            else:
+                lr = tf.constant(base, tf.float32)
+            if warmup:
+                lr = lr * tf.minimum(1.0, (step + 1.0) / warmup)
+            return lr
+
+        def get_config(self):
+            return {"base": base, "total_steps": total_steps, "schedule": schedule,
+                    "warmup": warmup}
+
+    return _Schedule()
+
+
+def _concat_chunks(chunks: list[dict]) -> dict:
+    """Joins the chunks of one Poisson step (rare overflow) into one masked batch."""
+    if len(chunks) == 1:
+        return chunks[0]
+    out = {}
+    for k, v in chunks[0].items():
+        out[k] = v if v.shape.rank == 0 else tf.concat([c[k] for c in chunks], axis=0)
+    return out
+
+
+def _step_batches(dataset: tf.data.Dataset):
+    """Yields whole steps: the chunks that share a step number, joined."""
+    pending: list[dict] = []
+    for batch in dataset:
+        pending.append(batch)
+        if int(batch["chunk"]) + 1 == int(batch["num_chunks"]):
+            yield int(batch["step"]), _concat_chunks(pending)
+            pending = []
+    if pending:
+        raise RuntimeError("the data pipeline ended in the middle of a Poisson step")
+
+
+class Trainer:
+    """Runs one training run; see the module docstring. ``log`` receives progress lines."""
+
+    def __init__(self, config: TrainConfig, log: Log = print):
+        self.config = config.validate()
+        self.log = log
+        self.run_dir = config.run.run_dir
+        self.jit = config.run.jit_compile if config.run.jit_compile is not None \
+            else _gpu_present()
+
+    # ------------------------------------------------------------------ data
+    def _pipeline(self, augment: bool, dataset_name: str, public_blur: Optional[float] = None):
+        d = self.config.data
+        aug = AugmentConfig.for_dataset("mpii" if dataset_name != "coco" else "coco") \
+            if augment and d.augment else None
+        return PipelineConfig(input_size=tuple(d.input_size), split_ratio=d.split_ratio,
+                              sigma=d.sigma, augment=aug, public_blur_sigma=public_blur)
+
+    @staticmethod
+    def _cap(result, n: int) -> list:
+        records = list(result.records)
+        return records[:n] if n else records
+
+    def _evaluate(self, model, val, metric: str, coco_ann: Optional[str]) -> dict:
+        d = self.config.data
+        ds = build_dataset(val, self._pipeline(False, d.dataset),
+                           BatchConfig("sequential", batch_size=16, pad_final_batch=True),
+                           joint_set=self._joint_set)
+        preds = predict_dataset(model, ds.dataset, ds.codec, ds.joint_set.flip_pairs,
+                                flip_test=self.config.run.flip_test)
+        return score(preds, metric, coco_ann)
+
+    # ------------------------------------------------------------------ model
+    def _load_init(self, model: tf.keras.Model, num_joints: int) -> None:
+        m = self.config.model
+        if m.init_checkpoint:
+            source = tf.keras.models.load_model(m.init_checkpoint, compile=False)
+            k_src = source.get_layer("simcc_head").num_joints
+            if k_src == num_joints:
+                model.set_weights(source.get_weights())
+            elif (k_src, num_joints) == (17, 16):
+                transfer_joint_head(source, model, joints_lib.MPII_TO_COCO)
+            else:
+                raise ValueError(f"--init_checkpoint has {k_src} joints; cannot map to "
+                                 f"{num_joints}")
+            self.log(f"initialised from {m.init_checkpoint}")
+        elif m.backbone_weights:
+            model.get_layer("backbone").load_weights(m.backbone_weights)
+            self.log(f"backbone initialised from {m.backbone_weights}")
+
+    # ------------------------------------------------------------------ phases
+    def pretrain(self) -> Optional[str]:
+        """Non-private pretraining on the public (COCO-format) set; returns the model path."""
+        c = self.config
+        if c.run.pretrain_epochs <= 0:
+            return None
+        out_dir = os.path.join(self.run_dir, "pretrain")
+        final = os.path.join(out_dir, "model.keras")
+        if os.path.exists(final):
+            self.log(f"pretraining already done: {final}")
+            return final
+        if os.path.realpath(c.data.public_data_dir) == os.path.realpath(c.data.data_dir):
+            raise ValueError("--public_data_dir is the private --data_dir: public pretraining "
+                             "would carry private pixels (DESIGN 4); use a separate public set")
+        train = load_split(c.data.public_dataset, c.data.public_data_dir, "train", fmt="coco")
+        records = self._cap(train, c.data.max_train_examples)
+        n = len(records)
+        b = min(c.run.pretrain_batch_size, n)
+        steps = max(1, int(c.run.pretrain_epochs * n // b))
+        model = build_pose_model(c.model.variant, c.data.input_size, num_joints=17,
+                                 split_ratio=c.data.split_ratio, norm=c.model.norm)
+        if c.model.backbone_weights:
+            model.get_layer("backbone").load_weights(c.model.backbone_weights)
+        apply_strategy(model, "full")
+        lr = learning_rate_schedule(c.optim.learning_rate, steps, c.optim.schedule,
+                                    c.optim.warmup_steps)
+        opt = privacy.make_optimizer("none", l2_norm_clip=1.0, noise_multiplier=0.0,
+                                     learning_rate=lr, optimizer=c.optim.optimizer)
+        ledger = privacy.PrivacyLedger(method="none", noise_multiplier=0.0, l2_norm_clip=1.0,
+                                       num_examples=n, batch_size=b, delta=c.privacy.delta,
+                                       sampling="shuffle")
+        self.log(f"phase 1: non-private pretraining on {n} public people "
+                 f"({c.data.public_dataset}), {steps} steps of {b}")
+
+        def make_data(start):
+            return build_dataset(records, self._pipeline(True, c.data.public_dataset),
+                                 BatchConfig("shuffled", batch_size=b, num_steps=steps,
+                                             seed=c.run.seed + 1, start_step=start))
+
+        # Public data: BatchNorm learns its statistics here (training=True, not frozen).
+        self._run_phase(out_dir, model, opt, ledger, make_data, steps, bn_training=True,
+                        public_loss=False, evaluate=None)
+        os.makedirs(out_dir, exist_ok=True)
+        model.save(final)
+        self.log(f"pretrained model: {final}")
+        return final
+
+    def train(self) -> dict:
+        c, p = self.config, self.config.privacy
+        os.makedirs(self.run_dir, exist_ok=True)
+        atomic_write(os.path.join(self.run_dir, "config.json"), c.to_json())
+        pretrained = self.pretrain()
+
+        fmt = "coco" if c.data.dataset == "coco" else "mpii"
+        train = load_split(c.data.dataset, c.data.data_dir, "train", fmt=fmt)
+        val = load_split(c.data.dataset, c.data.data_dir, "val", fmt=fmt)
+        train_records = self._cap(train, c.data.max_train_examples)
+        joint_set = self._joint_set = train.joint_set
+        val = self._cap(val, c.data.max_val_examples)
+        metric = "pckh" if joint_set.name == "mpii" else "coco_ap"
+        coco_ann = coco_annotation_file(c.data.dataset, c.data.data_dir) \
+            if metric == "coco_ap" else None
+        if metric == "coco_ap" and c.data.max_val_examples:
+            raise ValueError("--max_val_examples cannot be used with COCO AP (it scores whole "
+                             "annotation files)")
+
+        public_batch = None
+        if p.method in ("pdpsgd", "fpdp"):
+            split = split_public(train_records, p.public_examples, seed=c.run.seed)
+            write_manifest(split, os.path.join(self.run_dir, "public_split.json"))
+            train_records = split.private
+            pub = build_dataset(split.public, self._pipeline(False, c.data.dataset),
+                                BatchConfig("sequential", batch_size=len(split.public)))
+            public_batch = {k: v for k, v in next(iter(pub.dataset)).items()
+                            if k in ("image", "target_x", "target_y", "target_weight")}
+            self.log(f"S_pub: {len(split.public)} public people (disjoint images), "
+                     f"manifest {os.path.join(self.run_dir, 'public_split.json')}")
+
+        n = len(train_records)
+        b = c.run.batch_size
+        if b > n:
+            raise ValueError(f"--batch_size={b} exceeds the {n} private training examples")
+        steps = int(round(c.run.epochs * n / b))
+        if c.run.max_steps:
+            steps = min(steps, c.run.max_steps) if c.run.epochs > 0 else c.run.max_steps
+        steps = max(steps, 1)
+        sampling = "shuffle" if p.sampling == "shuffle" else "poisson"
+
+        sigma = 0.0
+        if p.private:
+            if p.noise_multiplier is not None:
+                sigma = p.noise_multiplier
+            else:
+                sigma = privacy.calibrate_noise_multiplier(
+                    n, b, p.target_epsilon, p.delta, steps=steps, sampling=sampling,
+                    accountant=p.accountant)
+                self.log(f"noise multiplier {sigma:.4f} calibrated to epsilon "
+                         f"{p.target_epsilon:g} at delta {p.delta:g} over {steps} steps "
+                         f"(N={n}, B={b}, {sampling} sampling)")
+
+        model = build_pose_model(c.model.variant, c.data.input_size,
+                                 num_joints=joint_set.num_joints,
+                                 split_ratio=c.data.split_ratio, norm=c.model.norm)
+        if pretrained:
+            source = tf.keras.models.load_model(pretrained, compile=False)
+            transfer_joint_head(source, model, joints_lib.MPII_TO_COCO
+                                if joint_set.num_joints == 16 else
+                                {i: i for i in range(joint_set.num_joints)})
+            self.log("private model initialised from the pretrained public model")
+        else:
+            self._load_init(model, joint_set.num_joints)
+        apply_strategy(model, c.model.strategy)
+        n_bn = freeze_batchnorm(model)
+        self.log(f"strategy {c.model.strategy}: "
+                 f"{sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} trainable "
+                 f"parameters; {n_bn} BatchNorm layers frozen (no statistics from private data)")
+
+        lr = learning_rate_schedule(c.optim.learning_rate, steps, c.optim.schedule,
+                                    c.optim.warmup_steps)
+        opt_kwargs = {"momentum": c.optim.momentum} if c.optim.optimizer == "sgd" else {}
+        opt = privacy.make_optimizer(
+            p.method, l2_norm_clip=p.l2_norm_clip, noise_multiplier=sigma, learning_rate=lr,
+            optimizer=c.optim.optimizer, expected_batch_size=b,
+            projection_dim=p.projection_dim, refresh_every=p.projection_refresh_steps,
+            **opt_kwargs)
+        psi = (f"Gaussian blur of the person crop, sigma {p.public_view_sigma:g} px, with its "
+               "keypoint labels" if p.method in ("fdp", "fpdp") else None)
+        projection = (f"k={p.projection_dim} directions from m={p.public_examples} public "
+                      f"examples (S_pub, disjoint images), refreshed every "
+                      f"{p.projection_refresh_steps} steps" if public_batch is not None else None)
+        ledger = privacy.PrivacyLedger(
+            method=p.method, noise_multiplier=sigma, l2_norm_clip=p.l2_norm_clip,
+            num_examples=n, batch_size=b, delta=p.delta,
+            target_epsilon=p.target_epsilon if p.private else None, sampling=sampling,
+            accountant=p.accountant, psi=psi, projection=projection,
+            noise_key_secret=opt.noise_key_secret)
+
+        blur = p.public_view_sigma if p.method in ("fdp", "fpdp") else None
+
+        def make_data(start):
+            method = "poisson" if sampling == "poisson" else "shuffled"
+            return build_dataset(train_records, self._pipeline(True, c.data.dataset, blur),
+                                 BatchConfig(method, batch_size=b, num_steps=steps,
+                                             seed=c.run.seed, start_step=start))
+
+        def evaluate(m):
+            return self._evaluate(m, val, metric, coco_ann)
+
+        self.log(f"phase 2: {p.method} on {n} private people ({c.data.dataset}), "
+                 f"{steps} steps, expected batch {b}")
+        result = self._run_phase(self.run_dir, model, opt, ledger, make_data, steps,
+                                 bn_training=False, public_loss=blur is not None,
+                                 evaluate=evaluate, public_batch=public_batch)
+        model.save(os.path.join(self.run_dir, "model.keras"))
+        report = dict(ledger.to_dict(), epsilon=ledger.epsilon() if p.private else None,
+                      statement=ledger.statement(), steps_taken=ledger.steps,
+                      stopped_by_budget=result.stopped_by_budget,
+                      sampling_used=sampling,
+                      joint_names=list(joint_set.names), input_size=list(c.data.input_size),
+                      split_ratio=c.data.split_ratio,
+                      variant=c.model.variant if isinstance(c.model.variant, str)
+                      else dataclasses.asdict(c.model.variant),
+                      not_covered=("Validation metrics and training losses computed on private "
+                                   "data, and any hyper-parameter search on it, are not covered "
+                                   "by this guarantee."))
+        atomic_write(os.path.join(self.run_dir, "privacy.json"), json.dumps(report, indent=1))
+        atomic_write(os.path.join(self.run_dir, "privacy.txt"), ledger.statement() + "\n")
+        metrics = dict(result.metrics, steps=result.steps,
+                       epsilon=report["epsilon"], delta=p.delta if p.private else None)
+        atomic_write(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
+        self.log(ledger.statement())
+        return metrics
+
+    # ------------------------------------------------------------------ the loop
+    def _run_phase(self, out_dir, model, opt, ledger, make_data, steps, bn_training: bool,
+                   public_loss: bool, evaluate, public_batch=None) -> PhaseResult:
+        c = self.config
+        var_list = model.trainable_variables
+        ckpt = RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, opt)
+        start = 0
+        if c.run.resume:
+            restored = ckpt.restore_latest()
+            if restored is not None:
+                start, saved = restored
+                if saved.to_dict() | {"steps": 0} != ledger.to_dict() | {"steps": 0}:
+                    raise RuntimeError(f"{out_dir}: the checkpoint's ledger differs from this "
+                                       "configuration; resume with the same flags")
+                ledger = saved
+                self.log(f"resumed at step {start} (epsilon so far "
+                         f"{ledger.epsilon() if ledger.private else 0:.4g})")
+        elif ckpt.manager.latest_checkpoint is not None:
+            raise FileExistsError(f"{out_dir} already has checkpoints: pass --resume to continue "
+                                  "that run, or choose a new --run_dir")
+
+        def loss_fn(batch):
+            return simcc_kl_loss(model(batch["image"], training=bn_training), batch)
+
+        def public_loss_fn(batch):
+            return simcc_kl_loss(model(batch["public_image"], training=bn_training), batch)
+
+        @tf.function(jit_compile=self.jit, reduce_retracing=True)
+        def train_step(batch):
+            grads = opt.dp_gradients(loss_fn, batch, var_list,
+                                     public_loss_fn=public_loss_fn if public_loss else None,
+                                     batch_mask=batch.get("mask"))
+            opt.apply_gradients(zip(grads, var_list))
+
+        @tf.function(reduce_retracing=True)
+        def batch_loss(batch):
+            mask = tf.cast(batch["mask"], tf.float32) if "mask" in batch else None
+            losses = loss_fn(batch)
+            if mask is None:
+                return tf.reduce_mean(losses)
+            return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+        writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+        progbar = tf.keras.utils.Progbar(steps, stateful_metrics=["loss", "epsilon", "lr"])
+        progbar.update(start)
+        metrics: dict = {}
+        stopped = False
+        step = start
+        epoch_steps = max(1, int(round(ledger.num_examples / ledger.batch_size)))
+        eval_every = c.run.eval_every or epoch_steps
+        data = make_data(start)
+        if ledger.private:
+            self.log(f"sampling: {data.sampling.describe()}")
+        t0 = time.time()
+        for step_index, batch in _step_batches(data.dataset):
+            batch = {k: v for k, v in batch.items() if k in STEP_KEYS}
+            if step_index != step:
+                raise RuntimeError(f"data pipeline yielded step {step_index}, expected {step}")
+            if ledger.private and not ledger.can_step():
+                stopped = True
+                self.log(f"stopping at step {step}: one more step would exceed the target "
+                         f"epsilon {ledger.target_epsilon}")
+                break
+            if public_batch is not None and opt.subspace_due():
+                opt.refresh_subspace(loss_fn, public_batch, var_list)
+            ledger.record_step()
+            train_step(batch)
+            step += 1
+            values = [("lr", float(opt._decayed_lr(tf.float32)))]
+            if ledger.private:
+                values.append(("epsilon", ledger.epsilon()))
+            if step % c.run.log_every == 0 or step == steps:
+                loss = float(batch_loss(batch))
+                values.append(("loss", loss))
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", loss)
+                    for name, v in values:
+                        tf.summary.scalar(f"train/{name}", v)
+            progbar.update(step, values=values)
+            if step % c.run.checkpoint_every == 0 and step < steps:
+                ckpt.save(step, ledger, {"elapsed_s": time.time() - t0})
+            if evaluate is not None and step % eval_every == 0 and step < steps:
+                metrics = self._log_eval(evaluate, model, step, writer, out_dir)
+        ckpt.save(step, ledger, {"elapsed_s": time.time() - t0, "finished": True})
+        if evaluate is not None:
+            metrics = self._log_eval(evaluate, model, step, writer, out_dir)
+        writer.flush()
+        return PhaseResult(steps=step, stopped_by_budget=stopped, metrics=metrics)
+
+    def _log_eval(self, evaluate, model, step, writer, out_dir) -> dict:
+        t = time.time()
+        metrics = evaluate(model)
+        with writer.as_default(step=step):
+            for k, v in metrics.items():
+                tf.summary.scalar(f"val/{k}", v)
+        with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(dict(metrics, step=step)) + "\n")
+        main = {k: v for k, v in metrics.items() if k.endswith("0.5/Mean") or k == "COCO/AP"}
+        self.log(f"\nstep {step}: " + ", ".join(f"{k} {v:.2f}" if "PCKh" in k else
+                                                 f"{k} {v:.4f}" for k, v in main.items())
+                 + f" ({time.time() - t:.0f} s)")
+        return metrics
+
+
+def train(config: TrainConfig, log: Log = print) -> dict:
+    """Runs a training run (see the module docstring); returns the final metrics."""
+    return Trainer(config, log).train()
