@@ -1,7 +1,7 @@
 """Evaluation: MPII PCKh and COCO keypoint AP."""
 
 from tfdphpe.evaluation.coco_ap import coco_keypoint_ap, to_coco_results, write_results
-from tfdphpe.evaluation.pckh import GROUPS, PCKhResult, head_sizes, pckh
+from tfdphpe.evaluation.pckh import GROUPS, PCKhResult, head_sizes, pckh, table_from_metrics
 
 __all__ = ["pckh", "PCKhResult", "GROUPS", "head_sizes", "coco_keypoint_ap",
-           "to_coco_results", "write_results"]
+           "to_coco_results", "write_results", "table_from_metrics"]

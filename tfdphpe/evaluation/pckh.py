@@ -103,3 +103,14 @@ def pckh(predictions, ground_truth, visible, head_boxes,
                          for g, joints in GROUPS.items()}
             mean[t] = float(np.nansum(score * weights))
     return PCKhResult(per_joint=per_joint, groups=groups, mean=mean, joint_counts=counts)
+
+
+def table_from_metrics(metrics: dict, thresholds=(0.5, 0.1)) -> str:
+    """The papers' table layout (Head ... Ankle, Mean) from ``PCKhResult.as_dict()`` keys."""
+    names = list(GROUPS) + ["Mean"]
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for t in thresholds:
+        keys = [f"PCKh@{t:g}/{n}" for n in names]
+        if all(k in metrics for k in keys):
+            lines.append(f"| PCKh@{t:g} | " + " | ".join(f"{metrics[k]:.2f}" for k in keys) + " |")
+    return "\n".join(lines)

@@ -38,6 +38,7 @@ from tfdphpe.data.pipeline import AugmentConfig, PipelineConfig, build_dataset
 from tfdphpe.data.sampling import BatchConfig
 from tfdphpe.data.splits import split_public, write_manifest
 from tfdphpe.evaluation.inference import predict_dataset, score
+from tfdphpe.evaluation.pckh import table_from_metrics
 from tfdphpe.models import (apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss,
                             transfer_joint_head)
 from tfdphpe.training.checkpointing import RunCheckpoint, atomic_write
@@ -327,7 +328,13 @@ class Trainer:
         metrics = dict(result.metrics, steps=result.steps,
                        epsilon=report["epsilon"], delta=p.delta if p.private else None)
         atomic_write(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
-        self.log(ledger.statement())
+        if metric == "pckh":
+            self.log("Validation PCKh (flip test {}):\n{}".format(
+                "on" if c.run.flip_test else "off", table_from_metrics(metrics)))
+        elif metrics:
+            self.log("Validation COCO AP: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                       metrics.items() if k.startswith("COCO/")))
+        self.log("Privacy statement:\n" + ledger.statement())
         return metrics
 
     # ------------------------------------------------------------------ the loop

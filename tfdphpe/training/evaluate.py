@@ -1,0 +1,52 @@
+"""Evaluation of a saved model on a data set's validation split (ties models, data, metrics)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from tfdphpe.data.pipeline import PipelineConfig, build_dataset
+from tfdphpe.data.sampling import BatchConfig
+from tfdphpe.evaluation.inference import predict_dataset, score
+from tfdphpe.training.datasets import coco_annotation_file, load_split
+
+
+def load_run_model(checkpoint: str):
+    """(model, config dict or None) from a run directory or a ``.keras`` file."""
+    path = os.path.join(checkpoint, "model.keras") if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model at {path}")
+    model = tf.keras.models.load_model(path, compile=False)
+    config = None
+    cfg_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            config = json.load(f)
+    return model, config
+
+
+def evaluate_checkpoint(checkpoint: str, dataset: str, data_dir: str, flip_test: bool = True,
+                        max_examples: int = 0) -> dict:
+    model, config = load_run_model(checkpoint)
+    h, w = model.input_shape[1:3]
+    k = model.get_layer("simcc_head").num_joints
+    split_ratio = model.get_layer("simcc_head").num_bins_x / w
+    sigma = config["data"]["sigma"] if config else 6.0
+    fmt = "coco" if (dataset == "coco" or k == 17) else "mpii"
+    val = load_split(dataset, data_dir, "val", fmt=fmt)
+    records = list(val.records)[:max_examples] if max_examples else val
+    if val.joint_set.num_joints != k:
+        raise ValueError(f"the model predicts {k} joints, {dataset} has "
+                         f"{val.joint_set.num_joints}")
+    ds = build_dataset(records, PipelineConfig(input_size=(h, w), split_ratio=split_ratio,
+                                               sigma=sigma),
+                       BatchConfig("sequential", batch_size=16, pad_final_batch=True),
+                       joint_set=val.joint_set)
+    preds = predict_dataset(model, ds.dataset, ds.codec, val.joint_set.flip_pairs, flip_test)
+    if fmt == "mpii":
+        return score(preds, "pckh")
+    if max_examples:
+        raise ValueError("--max_examples cannot be used with COCO AP")
+    return score(preds, "coco_ap", coco_annotation_file(dataset, data_dir))
