@@ -50,7 +50,7 @@ def test_count_mismatch_is_an_error(mpii_with_heads, tmp_path):
     records = read_mpii_json(MPII_JSON, os.path.join(FIXTURES, "mpii"), head_boxes_file=heads)
     path = tmp_path / "pred.npy"
     np.save(path, gt[:2])
-    with pytest.raises(ValueError, match="2 predictions"):
+    with pytest.raises(ValueError, match="2 predictions, but"):
         score_mpii_file(str(path), records.records)
 
 

@@ -41,12 +41,20 @@ def read_mpii_predictions(path: str) -> np.ndarray:
 
 
 def score_mpii_file(predictions_path: str, records, one_based: bool = False) -> PCKhResult:
-    """PCKh of a predictions file against MPII records (with head boxes), aligned by order."""
+    """PCKh of a predictions file against MPII records (with head boxes)."""
     preds = read_mpii_predictions(predictions_path)
     arrays = records_to_arrays(list(records))
-    if len(preds) != len(arrays["original_keypoints"]):
+    # Prediction files have one row per annotation entry (HRNet's pred.mat follows valid.json),
+    # so rows are matched by the entry index, which stays right when a reader skipped records.
+    index = arrays["annotation_id"]
+    if np.all(index >= 0):
+        if index.max() >= len(preds):
+            raise ValueError(f"{predictions_path}: {len(preds)} predictions, but the annotations "
+                             f"have entry {int(index.max())}")
+        preds = preds[index]
+    elif len(preds) != len(index):
         raise ValueError(f"{predictions_path}: {len(preds)} predictions for "
-                         f"{len(arrays['original_keypoints'])} annotated people")
+                         f"{len(index)} annotated people")
     if not np.any(arrays["head_box"]):
         raise ValueError("the annotations carry no head boxes: give the gt_valid.mat file")
     if one_based:

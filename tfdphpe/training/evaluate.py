@@ -27,23 +27,34 @@ def load_run_model(checkpoint: str):
     return model, config
 
 
+def _eval_pipeline(model, config, records, joint_set):
+    h, w = model.input_shape[1:3]
+    split_ratio = model.get_layer("simcc_head").num_bins_x / w
+    sigma = config["data"]["sigma"] if config else 6.0
+    return build_dataset(records, PipelineConfig(input_size=(h, w), split_ratio=split_ratio,
+                                                 sigma=sigma),
+                         BatchConfig("sequential", batch_size=16, pad_final_batch=True),
+                         joint_set=joint_set)
+
+
+def predict_records(checkpoint: str, records, joint_set, flip_test: bool = True):
+    """Predictions (original image pixels) of a saved model for a list of records."""
+    model, config = load_run_model(checkpoint)
+    ds = _eval_pipeline(model, config, records, joint_set)
+    return predict_dataset(model, ds.dataset, ds.codec, joint_set.flip_pairs, flip_test)
+
+
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_dir: str, flip_test: bool = True,
                         max_examples: int = 0) -> dict:
     model, config = load_run_model(checkpoint)
-    h, w = model.input_shape[1:3]
     k = model.get_layer("simcc_head").num_joints
-    split_ratio = model.get_layer("simcc_head").num_bins_x / w
-    sigma = config["data"]["sigma"] if config else 6.0
     fmt = "coco" if (dataset == "coco" or k == 17) else "mpii"
     val = load_split(dataset, data_dir, "val", fmt=fmt)
     records = list(val.records)[:max_examples] if max_examples else val
     if val.joint_set.num_joints != k:
         raise ValueError(f"the model predicts {k} joints, {dataset} has "
                          f"{val.joint_set.num_joints}")
-    ds = build_dataset(records, PipelineConfig(input_size=(h, w), split_ratio=split_ratio,
-                                               sigma=sigma),
-                       BatchConfig("sequential", batch_size=16, pad_final_batch=True),
-                       joint_set=val.joint_set)
+    ds = _eval_pipeline(model, config, records, val.joint_set)
     preds = predict_dataset(model, ds.dataset, ds.codec, val.joint_set.flip_pairs, flip_test)
     if fmt == "mpii":
         return score(preds, "pckh")

@@ -1,0 +1,90 @@
+"""The synthetic data set: deterministic, both formats readable, sensible annotations."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from tfdphpe.data import (COCO, read_coco, read_mpii_json, read_mpii_mat)
+from tfdphpe.data.synthetic import (POSE_FAMILIES, SyntheticConfig, identity_params,
+                                    render_example)
+
+CFG = SyntheticConfig(image_size=(128, 160))
+
+
+def test_deterministic_for_a_seed():
+    a, ann_a = render_example(1, 0, 3, CFG)
+    b, ann_b = render_example(1, 0, 3, CFG)
+    c, _ = render_example(2, 0, 3, CFG)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ann_a["joints"], ann_b["joints"])
+    assert not np.array_equal(a, c)
+    assert identity_params(1, 5)["eye_size"] == identity_params(1, 5)["eye_size"]
+
+
+def test_written_files_are_identical_for_a_seed(synthetic_dir, tmp_path):
+    from tfdphpe.data.synthetic import write_synthetic_dataset
+    write_synthetic_dataset(str(tmp_path), 12, 4, seed=5, cfg=SyntheticConfig(
+        image_size=(128, 160)), num_workers=1)
+
+    def digest(root, rel):
+        return hashlib.sha256(open(os.path.join(root, rel), "rb").read()).hexdigest()
+    for rel in ("mpii/train.json", "coco/person_keypoints_val.json", "images/val_000002.jpg"):
+        assert digest(synthetic_dir, rel) == digest(str(tmp_path), rel)
+
+
+def test_both_formats_flow_through_the_readers(synthetic_dir):
+    images = os.path.join(synthetic_dir, "images")
+    mpii_train = read_mpii_json(os.path.join(synthetic_dir, "mpii", "train.json"), images)
+    mpii_val = read_mpii_json(os.path.join(synthetic_dir, "mpii", "valid.json"), images,
+                              head_boxes_file=os.path.join(synthetic_dir, "mpii", "gt_valid.mat"))
+    coco_val = read_coco(os.path.join(synthetic_dir, "coco", "person_keypoints_val.json"), images)
+    official = read_mpii_mat(os.path.join(synthetic_dir, "mpii", "mpii_human_pose_v1_u12_1.mat"),
+                             images, split="val",
+                             valid_split_file=os.path.join(synthetic_dir, "mpii",
+                                                           "valid_split.json"))
+    kept_plus_skipped = len(mpii_train) + mpii_train.summary.num_skipped
+    assert kept_plus_skipped == 12 and len(mpii_val) + mpii_val.summary.num_skipped == 4
+    assert len(official) == len(mpii_val)
+    for a, b in zip(official.records, mpii_val.records):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-2)
+        np.testing.assert_allclose(a.head_box, b.head_box, atol=1e-2)
+    # COCO body joints are the MPII joints (DESIGN 2.6 map); face points sit in the head box.
+    for m, c in zip(mpii_val.records, coco_val.records):
+        assert m.image_path == c.image_path
+        for mi, ci in {15: 9, 0: 16}.items():
+            if m.visible[mi] and c.visible[ci]:
+                np.testing.assert_allclose(m.keypoints[mi], c.keypoints[ci], atol=0.02)
+        x1, y1, x2, y2 = m.head_box
+        for ci in range(5):
+            if c.visible[ci]:
+                x, y = c.keypoints[ci]
+                assert x1 - 2 <= x <= x2 + 2 and y1 - 2 <= y <= y2 + 2
+    assert coco_val.joint_set is COCO
+
+
+def test_annotations_cover_the_difficulties():
+    anns = [render_example(0, 0, i, CFG)[1] for i in range(60)]
+    assert {a["pose"] for a in anns} == set(POSE_FAMILIES)
+    inside = np.array([a["inside"] for a in anns])
+    seen = np.array([a["seen"] for a in anns])
+    assert (~inside).any()  # truncation at the border
+    assert (inside & ~seen).sum() > 20  # occluded but annotated joints
+    assert any(a["back_view"] for a in anns)
+    coco_v = np.array([a["coco_v"] for a in anns])
+    assert {0, 1, 2} <= set(coco_v.ravel())
+    w, h = CFG.image_size[1], CFG.image_size[0]
+    for a in anns:
+        j = a["joints"][a["inside"]]
+        assert (j[:, 0] >= 0).all() and (j[:, 0] <= w - 1).all() and (j[:, 1] <= h - 1).all()
+
+
+def test_mpii_json_layout(synthetic_dir):
+    entries = json.load(open(os.path.join(synthetic_dir, "mpii", "valid.json")))
+    e = entries[0]
+    assert {"image", "center", "scale", "joints", "joints_vis", "is_visible", "head_box"} <= set(e)
+    vis = np.array(e["joints_vis"])
+    assert (np.array(e["joints"])[vis == 0] == -1).all()
+    info = json.load(open(os.path.join(synthetic_dir, "info.json")))
+    assert info["num_train"] == 12 and info["seed"] == 5
