@@ -20,9 +20,9 @@ SYNTH := data/synthetic
 
 demo: $(STAMP)
 	test -f $(SYNTH)/private/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
-		--out=$(SYNTH)/private --num_train=1000 --num_val=200 --seed=0
+		--out=$(SYNTH)/private --num_train=600 --num_val=150 --seed=0
 	test -f $(SYNTH)/public/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
-		--out=$(SYNTH)/public --num_train=1000 --num_val=0 --seed=1
+		--out=$(SYNTH)/public --num_train=800 --num_val=0 --seed=1
 	$(VENV)/bin/python scripts/train.py --flagfile=configs/quickstart.flags
 
 test: $(STAMP)

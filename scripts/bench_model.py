@@ -6,6 +6,10 @@ Prints images/s with and without XLA (jit_compile) and the XLA/plain ratio, meas
 BatchNorm is frozen as in DP training; every variable trains (the `full` strategy).
 """
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
 import time
 
 import tensorflow as tf

@@ -7,6 +7,10 @@ The output loads with ``TinyViT(variant).load_weights(path)`` and is what
 ``scripts/train.py --backbone_weights=...`` takes.
 """
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
 from absl import app, flags
 
 from tfdphpe.models import VARIANTS, TinyViT, load_tinyvit_checkpoint

@@ -12,8 +12,11 @@ r"""Evaluates a trained model, or scores a predictions file from any tool.
 Scores on private data are not covered by the training run's DP guarantee.
 """
 
-import json
 import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+import json
 
 from absl import app, flags
 

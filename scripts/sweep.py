@@ -8,6 +8,10 @@ Finished runs (metrics.json present) are skipped; unfinished ones continue with 
 Writes <sweep_dir>/results.{csv,md}, pckh_vs_epsilon_*.png and overlays.png.
 """
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
 import shlex
 
 from absl import app, flags

@@ -8,6 +8,9 @@ Every flag is documented in `python scripts/train.py --helpfull` and docs/traini
 
 import os
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+
 from absl import app, flags
 
 from tfdphpe.training import (DataConfig, ModelConfig, OptimConfig, PrivacyConfig, RunConfig,
@@ -55,6 +58,7 @@ flags.DEFINE_float("epochs", 25.0, "Private training epochs.")
 flags.DEFINE_float("pretrain_epochs", 0.0, "Non-private pretraining epochs on the public set first.")
 flags.DEFINE_integer("batch_size", 64, "Expected batch size B (q = B/N under Poisson sampling).")
 flags.DEFINE_integer("pretrain_batch_size", 32, "Batch size of public pretraining.")
+flags.DEFINE_bool("pretrain_only", False, "Stop after the public pretraining phase.")
 flags.DEFINE_integer("max_steps", 0, "Hard cap on private steps (0 = from --epochs).")
 flags.DEFINE_integer("seed", 0, "Seed of sampling, augmentation and initialisation (not of the noise).")
 flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
@@ -81,7 +85,7 @@ def config_from_flags() -> TrainConfig:
         optim=OptimConfig(F.optimizer, F.learning_rate, F.lr_schedule, F.warmup_steps, F.momentum),
         run=RunConfig(F.run_dir, F.epochs, F.pretrain_epochs, F.batch_size, F.pretrain_batch_size,
                       F.max_steps, F.seed, F.checkpoint_every, F.eval_every, F.flip_test,
-                      F.jit_compile, F.resume, F.log_every))
+                      F.jit_compile, F.resume, F.log_every, F.pretrain_only))
 
 
 def main(argv):

@@ -141,10 +141,13 @@ class RunConfig:
     jit_compile: Optional[bool] = None  # None = on when a GPU is present
     resume: bool = False
     log_every: int = 10
+    pretrain_only: bool = False         # stop after the pretraining phase
 
     def validate(self) -> None:
         _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be > 0")
         _check(self.pretrain_epochs >= 0, "pretrain_epochs", "must be >= 0")
+        _check(not self.pretrain_only or self.pretrain_epochs > 0, "pretrain_only",
+               "needs --pretrain_epochs > 0")
         _check(self.batch_size > 0, "batch_size", "must be > 0")
         _check(self.pretrain_batch_size > 0, "pretrain_batch_size", "must be > 0")
         _check(self.checkpoint_every > 0, "checkpoint_every", "must be > 0")

@@ -210,6 +210,8 @@ class Trainer:
         os.makedirs(self.run_dir, exist_ok=True)
         atomic_write(os.path.join(self.run_dir, "config.json"), c.to_json())
         pretrained = self.pretrain()
+        if c.run.pretrain_only:
+            return {"pretrained_model": pretrained}
 
         fmt = "coco" if c.data.dataset == "coco" else "mpii"
         train = load_split(c.data.dataset, c.data.data_dir, "train", fmt=fmt)
