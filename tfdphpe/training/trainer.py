@@ -48,6 +48,9 @@ from tfdphpe.training.datasets import coco_annotation_file, load_split
 Log = Callable[[str], None]
 # What a training step reads from a batch (metadata and strings stay out of the graph).
 STEP_KEYS = ("image", "public_image", "target_x", "target_y", "target_weight", "mask")
+# The independently sampled batch of public views (fdp, fpdp) carries no private pixels.
+PUBLIC_VIEW_KEYS = ("public_image", "target_x", "target_y", "target_weight", "mask")
+_PUBLIC_VIEW_SEED_OFFSET = 7919
 
 
 @dataclasses.dataclass
@@ -199,7 +202,7 @@ class Trainer:
 
         # Public data: BatchNorm learns its statistics here (training=True, not frozen).
         self._run_phase(out_dir, model, opt, ledger, make_data, steps, bn_training=True,
-                        public_loss=False, evaluate=None)
+                        evaluate=None)
         os.makedirs(out_dir, exist_ok=True)
         model.save(final)
         self.log(f"pretrained model: {final}")
@@ -305,13 +308,25 @@ class Trainer:
                                  BatchConfig(method, batch_size=b, num_steps=steps,
                                              seed=c.run.seed, start_step=start))
 
+        make_public_views = None
+        if blur is not None:
+            def make_public_views(start):
+                # Public views psi(x_j) of an independent Poisson sample of the training set: the
+                # un-noised public term then says nothing about which examples the private batch
+                # holds, so amplification by subsampling still holds (docs/privacy.md).
+                method = "poisson" if sampling == "poisson" else "shuffled"
+                return build_dataset(train_records, self._pipeline(True, c.data.dataset, blur),
+                                     BatchConfig(method, batch_size=b, num_steps=steps,
+                                                 seed=c.run.seed + _PUBLIC_VIEW_SEED_OFFSET,
+                                                 start_step=start))
+
         def evaluate(m):
             return self._evaluate(m, val, metric, coco_ann)
 
         self.log(f"phase 2: {p.method} on {n} private people ({c.data.dataset}), "
                  f"{steps} steps, expected batch {b}")
         result = self._run_phase(self.run_dir, model, opt, ledger, make_data, steps,
-                                 bn_training=False, public_loss=blur is not None,
+                                 bn_training=False, make_public_views=make_public_views,
                                  evaluate=evaluate, public_batch=public_batch)
         model.save(os.path.join(self.run_dir, "model.keras"))
         report = dict(ledger.to_dict(), epsilon=ledger.epsilon() if p.private else None,
@@ -341,7 +356,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _run_phase(self, out_dir, model, opt, ledger, make_data, steps, bn_training: bool,
-                   public_loss: bool, evaluate, public_batch=None) -> PhaseResult:
+                   evaluate, public_batch=None, make_public_views=None) -> PhaseResult:
         c = self.config
         var_list = model.trainable_variables
         ckpt = RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, opt)
@@ -368,9 +383,16 @@ class Trainer:
 
         @tf.function(jit_compile=self.jit, reduce_retracing=True)
         def train_step(batch):
-            grads = opt.dp_gradients(loss_fn, batch, var_list,
-                                     public_loss_fn=public_loss_fn if public_loss else None,
-                                     batch_mask=batch.get("mask"))
+            grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch.get("mask"))
+            opt.apply_gradients(zip(grads, var_list))
+
+        @tf.function(jit_compile=self.jit, reduce_retracing=True)
+        def feature_dp_step(batch, views):
+            # The optimizer clips and noises grad[l(x) - l(psi(x))] over the private batch and adds
+            # the un-noised grad l(psi(x_j)) over the independently sampled public views.
+            grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch["mask"],
+                                     public_loss_fn=public_loss_fn, public_batch=views,
+                                     public_batch_mask=views["mask"])
             opt.apply_gradients(zip(grads, var_list))
 
         @tf.function(reduce_retracing=True)
@@ -392,11 +414,20 @@ class Trainer:
         data = make_data(start)
         if ledger.private:
             self.log(f"sampling: {data.sampling.describe()}")
+        views_iter = None
+        if make_public_views is not None:
+            views_iter = _step_batches(make_public_views(start).dataset)
         t0 = time.time()
         for step_index, batch in _step_batches(data.dataset):
             batch = {k: v for k, v in batch.items() if k in STEP_KEYS}
             if step_index != step:
                 raise RuntimeError(f"data pipeline yielded step {step_index}, expected {step}")
+            views = None
+            if views_iter is not None:
+                view_step, views = next(views_iter)
+                views = {k: v for k, v in views.items() if k in PUBLIC_VIEW_KEYS}
+                if view_step != step:
+                    raise RuntimeError(f"public views for step {view_step}, expected {step}")
             if ledger.private and not ledger.can_step():
                 stopped = True
                 self.log(f"stopping at step {step}: one more step would exceed the target "
@@ -405,7 +436,10 @@ class Trainer:
             if public_batch is not None and opt.subspace_due():
                 opt.refresh_subspace(loss_fn, public_batch, var_list)
             ledger.record_step()
-            train_step(batch)
+            if views is None:
+                train_step(batch)
+            else:
+                feature_dp_step(batch, views)
             step += 1
             values = [("lr", float(opt._decayed_lr(tf.float32)))]
             if ledger.private:
