@@ -1,4 +1,7 @@
-"""Skeleton overlays: predicted poses drawn on images, and side-by-side method comparisons."""
+"""Skeleton overlays: predicted poses drawn on images, and side-by-side method comparisons.
+
+Used by ``scripts/predict.py`` (through ``tfdphpe.export``) and by the sweep's overlay figure.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +10,55 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tfdphpe.data.joints import JointSet
-
-# Colours for the left side, the right side and the centre line of the body.
-LEFT, RIGHT, CENTRE = (255, 140, 0), (30, 144, 255), (50, 205, 50)
+# Left joints warm, right joints cool, centre joints green: readable on most photos.
+_LEFT, _RIGHT, _CENTRE, _BOX = (255, 128, 0), (0, 160, 255), (0, 220, 0), (255, 255, 0)
 
 
-def _side(name: str):
-    if name.startswith(("l_", "left")):
-        return LEFT
-    if name.startswith(("r_", "right")):
-        return RIGHT
-    return CENTRE
+def _joint_colour(name: str):
+    lower = name.lower()
+    if lower.startswith(("l_", "left")):
+        return _LEFT
+    if lower.startswith(("r_", "right")):
+        return _RIGHT
+    return _CENTRE
 
 
-def draw_pose(image: Image.Image, keypoints: np.ndarray, joint_set: JointSet,
-              scores: np.ndarray | None = None, threshold: float = 0.0,
-              radius: int | None = None) -> Image.Image:
-    """Returns a copy of ``image`` with the skeleton drawn; joints scoring below ``threshold``
-    (and their bones) are left out."""
-    out = image.convert("RGB").copy()
-    draw = ImageDraw.Draw(out)
-    kp = np.asarray(keypoints, dtype=np.float64)
-    ok = np.isfinite(kp).all(axis=1)
-    if scores is not None:
-        ok &= np.asarray(scores) >= threshold
-    r = radius or max(2, int(round(min(out.size) / 100)))
-    for a, b in joint_set.skeleton:
-        if ok[a] and ok[b]:
-            draw.line([tuple(kp[a]), tuple(kp[b])], fill=_side(joint_set.names[b]), width=r)
-    for j, (x, y) in enumerate(kp):
-        if ok[j]:
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=_side(joint_set.names[j]),
-                         outline=(0, 0, 0))
-    return out
+def draw_poses(image: Image.Image | np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+               skeleton: Sequence[Sequence[int]], joint_names: Sequence[str] | None = None,
+               boxes: np.ndarray | None = None, score_threshold: float = 0.2) -> Image.Image:
+    """Returns an RGB copy of ``image`` with each person's skeleton drawn.
+
+    Args:
+      image: PIL image or uint8 array [h, w, 3].
+      keypoints: [M, K, 2] in image pixels.
+      scores: [M, K]; joints below ``score_threshold`` (and edges touching them) are skipped.
+      skeleton: joint index pairs to join.
+      joint_names: for colours (left / right / centre).
+      boxes: optional [M, 4] person boxes (x1, y1, x2, y2) to outline.
+    """
+    canvas = (Image.fromarray(np.asarray(image, np.uint8)) if isinstance(image, np.ndarray)
+              else image).convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    keypoints = np.asarray(keypoints, np.float32).reshape(-1, np.shape(keypoints)[-2], 2)
+    scores = np.asarray(scores, np.float32).reshape(keypoints.shape[:2])
+    num_joints = keypoints.shape[1]
+    names = list(joint_names) if joint_names is not None else [""] * num_joints
+    radius = max(2, round(min(canvas.size) / 150))
+    for m in range(keypoints.shape[0]):
+        if boxes is not None:
+            draw.rectangle([float(v) for v in boxes[m]], outline=_BOX, width=1)
+        ok = scores[m] >= score_threshold
+        for a, b in skeleton:
+            if a < num_joints and b < num_joints and ok[a] and ok[b]:
+                colour = _joint_colour(names[b]) if names[b] else _CENTRE
+                draw.line([tuple(keypoints[m, a]), tuple(keypoints[m, b])], fill=colour,
+                          width=max(1, radius - 1))
+        for k in range(num_joints):
+            if ok[k]:
+                x, y = keypoints[m, k]
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius],
+                             fill=_joint_colour(names[k]) if names[k] else _CENTRE)
+    return canvas
 
 
 def grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] = (),

@@ -13,7 +13,10 @@ cannot be learnt from private data (DESIGN 4).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -23,9 +26,45 @@ LN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 
 
+_numerics = threading.local()
+
+
+@contextlib.contextmanager
+def numerics(gelu: Optional[Callable] = None, layer_norm: Optional[Callable] = None):
+    """Traces the layers with other GELU / LayerNorm implementations (this thread only).
+
+    For export graphs whose runtime prefers other ops for the same function (TFLite, see
+    ``tfdphpe.export.tflite``). ``gelu(x)`` replaces the exact GELU; ``layer_norm(layer, x)``
+    replaces ``LayerNorm.call``. Weights are untouched; the setting is read while a function is
+    traced, so trace inside the block.
+    """
+    saved = (getattr(_numerics, "gelu", None), getattr(_numerics, "layer_norm", None))
+    _numerics.gelu, _numerics.layer_norm = gelu, layer_norm
+    try:
+        yield
+    finally:
+        _numerics.gelu, _numerics.layer_norm = saved
+
+
 def gelu(x: tf.Tensor) -> tf.Tensor:
-    """Exact (erf) GELU, as torch.nn.GELU()."""
+    """Exact (erf) GELU, as torch.nn.GELU() (unless ``numerics`` says otherwise)."""
+    override = getattr(_numerics, "gelu", None)
+    if override is not None:
+        return override(x)
     return tf.nn.gelu(x, approximate=False)
+
+
+class LayerNorm(tf.keras.layers.LayerNormalization):
+    """LayerNormalization (epsilon 1e-5, as PyTorch) that honours ``numerics(layer_norm=...)``."""
+
+    def __init__(self, epsilon: float = LN_EPSILON, **kwargs):
+        super().__init__(epsilon=epsilon, **kwargs)
+
+    def call(self, inputs):
+        override = getattr(_numerics, "layer_norm", None)
+        if override is not None:
+            return override(self, inputs)
+        return super().call(inputs)
 
 
 def _group_count(channels: int, max_groups: int = 32) -> int:
@@ -59,6 +98,33 @@ class BatchNorm(tf.keras.layers.BatchNormalization):
         config = super().get_config()
         config["frozen_stats"] = self.frozen_stats
         return config
+
+
+class PointwiseConv2D(tf.keras.layers.Conv2D):
+    """A 1x1, stride-1 Conv2D computed as a matmul over channels.
+
+    Same weights (and checkpoint layout) as Conv2D, but its gradient is a plain matmul, which
+    ``tf.vectorized_map`` vectorizes; TensorFlow's Conv2DBackpropFilter has no vectorized form and
+    falls back to a per-example while-loop, which made DP steps slow (measured in
+    scripts/bench_privacy.py).
+    """
+
+    def __init__(self, filters, kernel_size=1, **kwargs):
+        if kernel_size not in (1, (1, 1)) or kwargs.get("strides", 1) not in (1, (1, 1)):
+            raise ValueError("PointwiseConv2D is 1x1 with stride 1")
+        super().__init__(filters, kernel_size=1, **kwargs)
+
+    def call(self, inputs):
+        # A 2-D matmul (not einsum): TFLite turns it into FULLY_CONNECTED, which XNNPACK runs.
+        shape = tf.shape(inputs)
+        flat = tf.reshape(inputs, [-1, self.kernel.shape[2]])
+        out = tf.reshape(tf.matmul(flat, self.kernel[0, 0]),
+                         tf.concat([shape[:-1], [self.filters]], axis=0))
+        if self.use_bias:
+            out = out + self.bias
+        if self.activation is not None:
+            out = self.activation(out)
+        return out
 
 
 def make_norm(channels: int, norm: str, gamma_init: float = 1.0, name: str = "bn"):
@@ -99,6 +165,8 @@ class ConvNorm(tf.keras.layers.Layer):
                            use_bias=False, name="conv")
         if self.depthwise:
             self.conv = tf.keras.layers.DepthwiseConv2D(**conv_kwargs)
+        elif kernel_size == 1 and strides == 1:
+            self.conv = PointwiseConv2D(out_channels, **conv_kwargs)
         else:
             self.conv = tf.keras.layers.Conv2D(out_channels, **conv_kwargs)
         self.bn = make_norm(out_channels, norm, gamma_init)
@@ -279,7 +347,7 @@ class WindowAttention(tf.keras.layers.Layer):
         self.window_size = window_size
         self.key_dim = dim // num_heads
         self.scale = self.key_dim ** -0.5
-        self.norm = tf.keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="norm")
+        self.norm = LayerNorm(name="norm")
         self.qkv = tf.keras.layers.Dense(3 * dim, name="qkv",
                                          kernel_initializer=_trunc_normal_init())
         self.proj = tf.keras.layers.Dense(dim, name="proj",
@@ -323,7 +391,7 @@ class Mlp(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim = dim
         self.hidden_dim = hidden_dim
-        self.norm = tf.keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="norm")
+        self.norm = LayerNorm(name="norm")
         self.fc1 = tf.keras.layers.Dense(hidden_dim, name="fc1",
                                          kernel_initializer=_trunc_normal_init())
         self.fc2 = tf.keras.layers.Dense(dim, name="fc2",
@@ -421,7 +489,7 @@ def _trunc_normal_init():
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in
-                  (BatchNorm, ConvNorm, PatchEmbed, RelativePositionBias, MBConv, PatchMerging,
+                  (BatchNorm, LayerNorm, PointwiseConv2D, ConvNorm, PatchEmbed, RelativePositionBias, MBConv, PatchMerging,
                    WindowAttention, Mlp, TinyViTBlock)}
 
 for _cls in CUSTOM_OBJECTS.values():

@@ -189,7 +189,7 @@ def overlay_figure(runs: Sequence[Run], dataset: str, data_dir: str, out_path: s
     """The same validation images with each run's predicted skeletons, one row per run."""
     from PIL import Image
 
-    from tfdphpe.evaluation.visualize import draw_pose, grid
+    from tfdphpe.evaluation.visualize import draw_poses, grid
     from tfdphpe.training.evaluate import predict_records
     from tfdphpe.training.datasets import load_split
 
@@ -200,13 +200,15 @@ def overlay_figure(runs: Sequence[Run], dataset: str, data_dir: str, out_path: s
         if not run.done:
             continue
         preds = predict_records(run.run_dir, records, val.joint_set)
-        images = [draw_pose(Image.open(r.image_path), kp, val.joint_set)
-                  for r, kp in zip(records, preds.keypoints)]
+        images = [draw_poses(Image.open(r.image_path), kp[None], sc[None],
+                             val.joint_set.skeleton, val.joint_set.names, score_threshold=0.0)
+                  for r, kp, sc in zip(records, preds.keypoints, preds.scores)]
         rows.append(images)
         labels.append(run.name.replace("_", "\n"))
     if not rows:
         raise ValueError("no finished runs to draw")
-    gt = [draw_pose(Image.open(r.image_path), r.keypoints, val.joint_set, r.visible, 0.5)
+    gt = [draw_poses(Image.open(r.image_path), r.keypoints[None], r.visible[None],
+                     val.joint_set.skeleton, val.joint_set.names, score_threshold=0.5)
           for r in records]
     picture = grid([gt] + rows, ["ground truth"] + labels)
     picture.save(out_path)
