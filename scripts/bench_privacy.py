@@ -1,0 +1,157 @@
+r"""Step time of every privacy method relative to the non-private step, on the pose model.
+
+    python scripts/bench_privacy.py --batch_size=16 --steps=3
+    python scripts/bench_privacy.py --batch_size=4 --steps=2 --public_examples=16 --projection_dim=8
+
+For each strategy (finetune, full) one process times every method's step (dp_gradients +
+apply_gradients inside one tf.function; same model, batch and input; rounds interleave the methods
+so drift on a shared machine hits all alike) and the subspace refresh. Peak memory (ru_maxrss) is
+measured per method in a fresh subprocess each (--memory, peak resident set VmHWM); "model" is
+building the model and one forward pass, the floor under every other figure.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from tfdphpe import privacy
+from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
+
+flags.DEFINE_integer("batch_size", 16, "Examples per step.")
+flags.DEFINE_integer("steps", 3, "Timed rounds (after one warm-up/trace step).")
+flags.DEFINE_list("strategies", ["finetune", "full"], "Training strategies.")
+flags.DEFINE_list("methods", ["none", "dpsgd", "pdpsgd", "fdp", "fpdp"], "Methods ('none' first).")
+flags.DEFINE_list("input_size", ["256", "192"], "Input height,width.")
+flags.DEFINE_string("variant", "5m", "TinyViT variant.")
+flags.DEFINE_integer("public_examples", 100, "m, size of S_pub for the subspace.")
+flags.DEFINE_integer("projection_dim", 50, "k.")
+flags.DEFINE_integer("subspace_chunk_size", 10, "Public examples per vectorized pass.")
+flags.DEFINE_string("subspace_dtype", "float32", "Storage dtype of V.")
+flags.DEFINE_bool("stock", False, "Also time TF-Privacy's stock dpsgd path (slow).")
+flags.DEFINE_bool("memory", True, "Measure peak memory per method in subprocesses.")
+flags.DEFINE_string("worker", None, "Internal: 'strategy:method' to run once for memory.")
+FLAGS = flags.FLAGS
+
+
+def _data(n, h, w, seed):
+    rng = np.random.default_rng(seed)
+    def soft(bins):
+        return tf.nn.softmax(tf.constant(rng.normal(size=(n, 16, bins)), tf.float32))
+    image = tf.constant(rng.normal(size=(n, h, w, 3)), tf.float32)
+    return {"image": image, "public_image": 0.5 * image, "target_x": soft(2 * w),
+            "target_y": soft(2 * h), "target_weight": tf.ones([n, 16])}
+
+
+def _setup(strategy):
+    h, w = (int(v) for v in FLAGS.input_size)
+    model = build_pose_model(FLAGS.variant, input_size=(h, w), num_joints=16)
+    freeze_batchnorm(model)
+    apply_strategy(model, strategy)
+    loss_fn = lambda b: simcc_kl_loss(model(b["image"], training=True), b)  # noqa: E731
+    public_fn = lambda b: simcc_kl_loss(model(b["public_image"], training=True), b)  # noqa: E731
+    b = FLAGS.batch_size
+    # Private batch, S_pub, and public views sampled apart from the private batch (Feature DP).
+    data = _data(b, h, w, 0), _data(FLAGS.public_examples, h, w, 1), _data(b, h, w, 2)
+    return (model, loss_fn, public_fn) + data
+
+
+def _method_step(method, model, loss_fn, public_fn, public, views):
+    """(step function, refresh function or None) for one method."""
+    name = "dpsgd" if method == "stock" else method
+    opt = privacy.make_optimizer(name, 1.0, 1.0, 1e-4, optimizer="adam",
+                                 expected_batch_size=FLAGS.batch_size,
+                                 projection_dim=FLAGS.projection_dim,
+                                 subspace_dtype=FLAGS.subspace_dtype,
+                                 subspace_chunk_size=FLAGS.subspace_chunk_size)
+    var_list = model.trainable_variables
+    pub, pub_batch = (public_fn, views) if opt.method.feature_dp else (None, None)
+
+    @tf.function
+    def step(batch):
+        if method == "stock":
+            grads = opt.stock_dp_gradients(loss_fn, batch, var_list)
+        else:
+            grads = opt.dp_gradients(loss_fn, batch, var_list, public_loss_fn=pub,
+                                     public_batch=pub_batch)
+        opt.apply_gradients(zip(grads, var_list))
+    refresh = None
+    if opt.method.projected:
+        refresh = lambda: opt.refresh_subspace(loss_fn, public, var_list)  # noqa: E731
+        refresh()   # V must exist before the first projected step; this also traces the refresh
+    return step, refresh
+
+
+def _worker(spec):
+    strategy, method = spec.split(":")
+    model, loss_fn, public_fn, batch, public, views = _setup(strategy)
+    model(batch["image"][:1], training=False)
+    if method != "model":
+        step, _ = _method_step(method, model, loss_fn, public_fn, public, views)
+        step(batch)
+        step(batch)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent through exec.
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(json.dumps({"peak_rss_mb": kib / 1024}))
+
+
+def _peak_mb(spec):
+    args = [a for a in sys.argv[1:] if not a.startswith("--worker")]
+    out = subprocess.run([sys.executable, __file__, f"--worker={spec}"] + args,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return float("nan")
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main(argv):
+    del argv
+    tf.get_logger().setLevel("ERROR")   # pfor's per-op fallback notices would drown the table
+    if FLAGS.worker:
+        return _worker(FLAGS.worker)
+    methods = list(FLAGS.methods) + (["stock"] if FLAGS.stock else [])
+    print(f"TinyViT-{FLAGS.variant} {FLAGS.input_size[0]}x{FLAGS.input_size[1]}, "
+          f"batch {FLAGS.batch_size}, m={FLAGS.public_examples}, k={FLAGS.projection_dim}, "
+          f"V in {FLAGS.subspace_dtype}, {FLAGS.steps} timed rounds; "
+          "time per step in s, ratio to 'none'")
+    for strategy in FLAGS.strategies:
+        model, loss_fn, public_fn, batch, public, views = _setup(strategy)
+        p = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
+        steps, refreshes = {}, {}
+        for method in methods:
+            steps[method], refreshes[method] = _method_step(method, model, loss_fn, public_fn,
+                                                            public, views)
+            steps[method](batch)   # trace
+        times = {m: [] for m in methods}
+        for _ in range(FLAGS.steps):
+            for method in methods:
+                start = time.perf_counter()
+                steps[method](batch)
+                times[method].append(time.perf_counter() - start)
+        refresh = next((r for r in refreshes.values() if r), None)
+        refresh_s = float("nan")
+        if refresh:
+            start = time.perf_counter()
+            refresh()
+            refresh_s = time.perf_counter() - start
+        base = float(np.median(times["none"]))
+        size = tf.as_dtype(FLAGS.subspace_dtype).size
+        print(f"\n[{strategy}] trainable p = {p:,}; V = p*k*{size} B = "
+              f"{p * FLAGS.projection_dim * size / 2**20:.0f} MiB; "
+              f"subspace refresh (m={FLAGS.public_examples}): {refresh_s:.2f} s")
+        print(f"{'method':8s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s}")
+        if FLAGS.memory:
+            print(f"{'model':8s} {'':>8s} {'':>7s} {_peak_mb(f'{strategy}:model'):13.0f}")
+        for method in methods:
+            t = float(np.median(times[method]))
+            peak = _peak_mb(f"{strategy}:{method}") if FLAGS.memory else float("nan")
+            print(f"{method:8s} {t:8.3f} {t / base:7.2f} {peak:13.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,93 @@
+"""The private term of one step, before noise (DESIGN 2.2 and 2.4).
+
+* DP-SGD: the private record of example i is its gradient g_i = grad l(x_i), clipped to norm C.
+* Feature DP: the private record is the gradient of d_i = l(x_i) - l(psi(x_i)), clipped to C (one
+  backward pass through both losses). The public term is an ordinary batched gradient, see
+  ``optimizers.DPOptimizer.dp_gradients``.
+
+Records are computed in one ``tf.vectorized_map`` pass. The clip norm comes from the query
+(``derive_sample_params``); the clip is the formula of the query's ``preprocess_record``
+(``tf.clip_by_global_norm`` over all variables of one example: scale C / max(||g||, C)), written
+without ``L2Loss`` (which has no vectorized converter) and fused with the sum: sum_i s_i g_i is one
+contraction over the batch, so the clipped records are never materialised. Tests check the clip
+against ``preprocess_record`` example by example.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import tensorflow as tf
+
+from tfdphpe.privacy.per_example import (LossFn, Tensors, Variables, _dense, _example_as_batch,
+                                         global_norms)
+
+
+def clip_scales(norms: tf.Tensor, l2_norm_clip: tf.Tensor) -> tf.Tensor:
+    """C / max(norm, C) per record, NaN where the norm is not finite (tf.clip_by_global_norm)."""
+    clip = tf.cast(l2_norm_clip, norms.dtype)
+    scale = clip * tf.minimum(1.0 / norms, 1.0 / clip)
+    return tf.where(tf.math.is_finite(norms), scale, tf.constant(float("nan"), norms.dtype))
+
+
+def clip_record(record: Sequence[tf.Tensor], l2_norm_clip: tf.Tensor) -> Tensors:
+    """tf.clip_by_global_norm(record, C)[0] for one record (no batch dimension)."""
+    batched = [tf.expand_dims(tf.cast(g, tf.float32), 0) for g in record]
+    scale = clip_scales(global_norms(batched), l2_norm_clip)[0]
+    return [g * tf.cast(scale, g.dtype) for g in record]
+
+
+def private_records(loss_fn: LossFn, batch: Any, var_list: Variables,
+                    public_loss_fn: Optional[LossFn] = None) -> Tensors:
+    """Unclipped private records, one [B, *var.shape] tensor per variable.
+
+    With ``public_loss_fn`` (Feature DP) the record is grad[l(x_i) - l(psi(x_i))].
+    """
+    var_list = list(var_list)
+
+    def one_example(example):
+        example = _example_as_batch(example)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(var_list)
+            loss = tf.reduce_sum(loss_fn(example))
+            if public_loss_fn is not None:
+                loss = loss - tf.reduce_sum(public_loss_fn(example))
+        grads = tape.gradient(loss, var_list, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return _dense(grads, var_list)
+
+    return list(tf.vectorized_map(one_example, batch))
+
+
+def clipped_per_example_terms(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any,
+                              var_list: Variables,
+                              public_loss_fn: Optional[LossFn] = None) -> Tensors:
+    """Clipped private records, [B, *var.shape] per variable; every row has norm <= C."""
+    records = private_records(loss_fn, batch, var_list, public_loss_fn)
+    scale = clip_scales(global_norms(records), l2_norm_clip)
+    return [g * tf.reshape(tf.cast(scale, g.dtype), [-1] + [1] * (g.shape.rank - 1))
+            for g in records]
+
+
+def clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_list: Variables,
+                public_loss_fn: Optional[LossFn] = None,
+                batch_mask: Optional[tf.Tensor] = None) -> Tensors:
+    """sum_i mask_i * clip(record_i), computed as one contraction per variable."""
+    records = private_records(loss_fn, batch, var_list, public_loss_fn)
+    norms = global_norms(records)
+    scale = clip_scales(norms, l2_norm_clip)
+    if batch_mask is not None:
+        keep = tf.cast(batch_mask, tf.bool)
+        scale = tf.where(keep, scale, tf.zeros_like(scale))
+        # 0 * NaN is NaN: zero the records of padded examples only when one is not finite.
+        poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
+                                                tf.logical_not(tf.math.is_finite(norms))))
+        records = tf.cond(poisoned, lambda: _zero_rows(records, keep), lambda: records)
+    n = tf.shape(scale)[0]
+    return [tf.reshape(tf.linalg.matvec(tf.reshape(g, [n, -1]), tf.cast(scale, g.dtype),
+                                        transpose_a=True), tf.shape(g)[1:])
+            for g in records]
+
+
+def _zero_rows(records: Sequence[tf.Tensor], keep: tf.Tensor) -> Tensors:
+    return [tf.where(tf.reshape(keep, [-1] + [1] * (g.shape.rank - 1)), g, tf.zeros_like(g))
+            for g in records]

@@ -1,0 +1,92 @@
+"""The Gaussian sum query that clips per-example records and noises their sum.
+
+It is TF-Privacy's ``GaussianSumQuery`` with one addition: the noise can be drawn from a
+counter-based (stateless) generator keyed by ``(noise_key, step, variable index)``. That makes the
+noise
+
+* identical on every replica of a ``tf.distribute`` strategy, so adding it on each replica to the
+  all-reduced sum adds it exactly once to the global sum (DESIGN 3b);
+* fresh at every draw: the counter is the optimizer's ``noise_draws`` variable, advanced at every
+  call (not the step counter, which a second call within one step would reuse).
+
+Clipping, the DpEvent and the stock (stateful) noise path are inherited unchanged, so the noise the
+optimizer adds and the event the accountant reads come from the same object.
+
+Privacy note: whoever knows the key and the step can recompute the noise. The key must stay secret
+for the guarantee to hold; by default it is drawn from the operating system's entropy pool.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Optional, Sequence
+
+import dp_accounting
+import tensorflow as tf
+from tensorflow_privacy.privacy.dp_query import gaussian_query
+
+
+def random_noise_key() -> tuple[int, int]:
+    """A fresh secret key for the stateless noise generator (two 31-bit words)."""
+    return secrets.randbits(31), secrets.randbits(31)
+
+
+def noise_key_from_seed(seed: Optional[int]) -> tuple[int, int]:
+    """The noise key for an integer seed (reproducible, NOT secret), or a random key for None."""
+    if seed is None:
+        return random_noise_key()
+    seed = int(seed)
+    # Fixed second word so that seed-derived keys never collide with step folding conventions.
+    return seed & 0x7FFFFFFF, 0x5EED
+
+
+class KeyedGaussianSumQuery(gaussian_query.GaussianSumQuery):
+    """``GaussianSumQuery`` whose noise can be keyed by ``(key, step)`` (see module docstring)."""
+
+    def __init__(self, l2_norm_clip: float, stddev: float):
+        super().__init__(l2_norm_clip, stddev)
+
+    @property
+    def l2_norm_clip(self) -> float:
+        return float(self._l2_norm_clip)
+
+    @property
+    def stddev(self) -> float:
+        return float(self._stddev)
+
+    @property
+    def noise_multiplier(self) -> float:
+        return 0.0 if self._l2_norm_clip == 0 else float(self._stddev) / float(self._l2_norm_clip)
+
+    def dp_event(self) -> dp_accounting.DpEvent:
+        """The DpEvent of one call to ``get_noised_result`` (one training step, before sampling)."""
+        return dp_accounting.GaussianDpEvent(self.noise_multiplier)
+
+    def get_noised_result(self, sample_state, global_state, noise_seed: Optional[tf.Tensor] = None):
+        """Adds N(0, stddev^2) to every tensor of ``sample_state``.
+
+        Args:
+          sample_state: structure of summed clipped records.
+          global_state: the query's global state (clip norm and stddev).
+          noise_seed: ``None`` for TF-Privacy's stock stateful noise, or an int ``[2]`` tensor
+            (see ``step_noise_seed``) for keyed noise that is the same on all replicas.
+        """
+        if noise_seed is None:
+            return super().get_noised_result(sample_state, global_state)
+        flat = tf.nest.flatten(sample_state)
+        noised = []
+        for index, value in enumerate(flat):
+            seed = tf.random.experimental.stateless_fold_in(noise_seed, index)
+            noise = tf.random.stateless_normal(tf.shape(value), seed=seed,
+                                               stddev=global_state.stddev, dtype=tf.float32)
+            noised.append(value + tf.cast(noise, value.dtype))
+        result = tf.nest.pack_sequence_as(sample_state, noised)
+        # Same event as the stock path (gaussian_query.GaussianSumQuery.get_noised_result).
+        event = dp_accounting.GaussianDpEvent(global_state.stddev / global_state.l2_norm_clip)
+        return result, global_state, event
+
+
+def step_noise_seed(noise_key: Sequence[int], counter: tf.Tensor) -> tf.Tensor:
+    """The stateless seed of one draw: ``noise_key`` folded with the draw counter."""
+    key = tf.constant(list(noise_key), dtype=tf.int64)
+    return tf.random.experimental.stateless_fold_in(key, tf.cast(counter, tf.int64))

@@ -1,0 +1,394 @@
+"""DP optimizers: TF-Privacy's Keras DP optimizers with vectorized per-example gradients.
+
+One class per base optimizer (``DPSGDOptimizer``, ``DPAdamOptimizer``), each a subclass of
+TF-Privacy's ``GenericDPSGDOptimizer`` / ``GenericDPAdamOptimizer`` with a Gaussian sum query.
+The privacy method is a constructor argument (``Method``); the mechanisms it combines are small
+pieces in ``mechanisms.py`` (clipped per-example terms), ``noise.py`` (the query) and
+``subspace.py`` (the public subspace).
+
+Step (B = expected batch size, C = clip norm, sigma = noise multiplier, S the private batch):
+
+    none    plain gradient of sum_{i in S} l_i, divided by B (no clipping, no noise)
+    dpsgd   (sum_{i in S} clip(g_i) + N(0, sigma^2 C^2 I)) / B
+    pdpsgd  V V^T (sum_{i in S} clip(g_i) + N) / B
+    fdp     (sum_{j in S'} pub_j + sum_{i in S} clip(diff_i) + N) / B
+    fpdp    (sum_{j in S'} pub_j + V V^T (sum_{i in S} clip(diff_i) + N)) / B
+
+with diff_i = grad[l(x_i) - l(psi(x_i))] and pub_j = grad l(psi(x_j)). S' is the public batch: by
+default (``public_term="independent"``) a batch of public views sampled independently of S, so
+the update does not reveal which examples S holds and amplification by subsampling still holds;
+with ``public_term="same_batch"`` (the papers' reading) S' = S, the unclipped public sum can reveal
+S, and the accountant must drop amplification (``sampling_revealed``; see docs/privacy.md).
+
+Distribution (DESIGN 3b): call ``dp_gradients`` inside ``strategy.run``. Each replica clips its
+own examples; the clipped sums (and public sums) are all-reduced; every replica then adds the same
+noise (a stateless draw keyed by the secret noise key and the step), so the global sum is noised
+exactly once; the result is already global, and ``apply_gradients`` then skips Keras's own
+gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Optional, Sequence
+
+import dp_accounting
+import tensorflow as tf
+from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras
+
+from tfdphpe.privacy import mechanisms, noise, per_example
+from tfdphpe.privacy.per_example import LossFn
+from tfdphpe.privacy.subspace import PublicSubspace
+
+
+class Method(enum.Enum):
+    """The privacy methods; the value is the name used in flags and in the ledger."""
+
+    NONE = "none"
+    DPSGD = "dpsgd"
+    PDPSGD = "pdpsgd"
+    FDP = "fdp"
+    FPDP = "fpdp"
+
+    @property
+    def private(self) -> bool:
+        return self is not Method.NONE
+
+    @property
+    def projected(self) -> bool:
+        return self in (Method.PDPSGD, Method.FPDP)
+
+    @property
+    def feature_dp(self) -> bool:
+        return self in (Method.FDP, Method.FPDP)
+
+
+PUBLIC_TERMS = ("independent", "same_batch")
+
+
+def _all_reduce_sum(tensors: list):
+    """Sums over replicas when called in a replica context of a multi-replica strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensors
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, tensors)
+
+
+def make_dp_optimizer_class(generic_cls):
+    """Subclass of a TF-Privacy generic DP optimizer class with the fast per-example path."""
+
+    class DPOptimizer(generic_cls):  # pylint: disable=missing-class-docstring
+        def __init__(self, l2_norm_clip: float, noise_multiplier: float,
+                     expected_batch_size: Optional[int] = None,
+                     method: Method | str = Method.DPSGD, projection_dim: int = 50,
+                     refresh_every: int = 1, seed: Optional[int] = None,
+                     subspace_dtype: tf.DType = tf.float32,
+                     subspace_chunk_size: Optional[int] = None,
+                     public_term: str = "independent", **kwargs):
+            method = Method(method)
+            if public_term not in PUBLIC_TERMS:
+                raise ValueError(f"public_term must be one of {PUBLIC_TERMS}, got {public_term!r}")
+            _validate(method, l2_norm_clip, noise_multiplier, expected_batch_size, refresh_every)
+            if kwargs.pop("gradient_accumulation_steps", 1) != 1:
+                raise ValueError("gradient_accumulation_steps is not supported: it changes the "
+                                 "accounting; use a larger expected_batch_size instead")
+            kwargs.pop("num_microbatches", None)
+            if not method.private:   # the query is unused, but must exist for the parent class
+                l2_norm_clip, noise_multiplier = l2_norm_clip or 1.0, 0.0
+            query = noise.KeyedGaussianSumQuery(float(l2_norm_clip),
+                                                float(l2_norm_clip) * float(noise_multiplier))
+            # num_microbatches=None: one example per microbatch (the stock path, too).
+            super().__init__(dp_sum_query=query, num_microbatches=None, **kwargs)
+            self._method = method
+            self._l2_norm_clip = float(l2_norm_clip)
+            self._noise_multiplier = float(noise_multiplier)
+            self._expected_batch_size = (None if expected_batch_size is None
+                                         else int(expected_batch_size))
+            self._noise_key = noise.noise_key_from_seed(seed)
+            self._noise_key_secret = seed is None
+            self._seed = seed
+            self._refresh_every = int(refresh_every)
+            self._public_term = public_term
+            self._subspace = (PublicSubspace(projection_dim, subspace_dtype, subspace_chunk_size)
+                              if method.projected else None)
+            self._refresh_functions: dict = {}
+            self._gradients_are_global = False
+            self._noise_draws = None
+
+        # ----------------------------------------------------------------- description
+        method = property(lambda self: self._method)
+        l2_norm_clip = property(lambda self: self._l2_norm_clip)
+        noise_multiplier = property(lambda self: self._noise_multiplier)
+        expected_batch_size = property(lambda self: self._expected_batch_size)
+        refresh_every = property(lambda self: self._refresh_every)
+        subspace = property(lambda self: self._subspace)
+        noise_key_secret = property(lambda self: self._noise_key_secret,
+                                    doc="False when the noise was seeded (reproducible) by a seed.")
+        public_term = property(lambda self: self._public_term)
+
+        @property
+        def sampling_revealed(self) -> bool:
+            """True if the update can reveal the sampled batch (fdp/fpdp, same-batch public)."""
+            return self._method.feature_dp and self._public_term == "same_batch"
+
+        def dp_event(self) -> dp_accounting.DpEvent:
+            """The DpEvent of one step before sampling, reported by the noise query itself."""
+            if not self._method.private:
+                return dp_accounting.NonPrivateDpEvent()
+            return self._dp_sum_query.dp_event()
+
+        def step_dp_event(self, sampling_probability: float) -> dp_accounting.DpEvent:
+            """The DpEvent of one step under Poisson sampling with probability q."""
+            if not self._method.private:
+                return dp_accounting.NonPrivateDpEvent()
+            return dp_accounting.PoissonSampledDpEvent(sampling_probability, self.dp_event())
+
+        @property
+        def noise_draws(self) -> tf.Variable:
+            """How many noise vectors this optimizer has drawn: the counter its noise is keyed by.
+
+            Not the step counter: a second dp_gradients call in one step (for logging, a retry)
+            must get fresh noise, or two releases would share one noise vector.
+            """
+            if self._noise_draws is None:
+                with self._distribution_strategy_scope():
+                    self._noise_draws = self.add_weight(
+                        "noise_draws", shape=[], dtype=tf.int64, trainable=False,
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            return self._noise_draws
+
+        def create_variables(self, var_list: Sequence[tf.Variable]) -> None:
+            """Creates counters and slots now (e.g. in a strategy scope, before strategy.run)."""
+            _ = self.iterations, self.noise_draws
+            self._create_all_weights(list(var_list))
+
+        # ----------------------------------------------------------------- gradients
+        def dp_gradients(self, loss_fn: LossFn, batch: Any, var_list: Sequence[tf.Variable],
+                         public_loss_fn: Optional[LossFn] = None,
+                         batch_mask: Optional[tf.Tensor] = None,
+                         public_batch: Any = None,
+                         public_batch_mask: Optional[tf.Tensor] = None) -> list[tf.Tensor]:
+            """The update direction of one step for ``var_list`` (see the module docstring).
+
+            Args:
+              loss_fn: batch -> per-example losses [B] (on the private input).
+              batch: nest of tensors with leading dimension B (the local batch on a replica).
+              var_list: the trainable variables.
+              public_loss_fn: fdp/fpdp only: batch -> per-example losses on the public view psi(x).
+              batch_mask: optional [B] 0/1 tensor; examples with 0 are padding and contribute
+                nothing (static shapes for Poisson batches). An all-zero mask gives noise only.
+                Padding must have a finite loss for "none" and for the public term (a masked NaN
+                still poisons an ordinary backward pass); the clipped private term ignores it.
+              public_batch: fdp/fpdp with ``public_term="independent"``: a batch of public views
+                (what public_loss_fn reads), sampled independently of ``batch``.
+              public_batch_mask: optional 0/1 mask of ``public_batch``.
+            """
+            var_list = list(var_list)
+            self._was_dp_gradients_called = True
+            self._gradients_are_global = True
+            if not self._method.private:
+                return self._plain_gradients(loss_fn, batch, var_list, batch_mask)
+            public_source = self._check_public_inputs(public_loss_fn, public_batch)
+            if self._method.projected and not self._subspace.built:
+                raise RuntimeError("call refresh_subspace(loss_fn, public_batch, var_list) "
+                                   "before the first projected step")
+            clip = self._dp_sum_query.derive_sample_params(self._global_state)
+            private_sum = mechanisms.clipped_sum(clip, loss_fn, batch, var_list, public_loss_fn,
+                                                 batch_mask)
+            public_sum = None
+            if public_source is not None:
+                if public_source == "same_batch":
+                    public_batch, public_batch_mask = batch, batch_mask
+                public_sum = per_example.batch_gradient(public_loss_fn, public_batch, var_list,
+                                                        public_batch_mask)
+                private_sum, public_sum = _all_reduce_sum([private_sum, public_sum])
+            else:
+                private_sum = _all_reduce_sum(private_sum)
+            noised = self.add_noise(private_sum)
+            if self._method.projected:
+                noised = self._subspace.project(noised)
+            if public_sum is not None:
+                noised = [n + p for n, p in zip(noised, public_sum)]
+            scale = 1.0 / float(self._expected_batch_size)
+            return [g * tf.cast(scale, g.dtype) for g in noised]
+
+        def _check_public_inputs(self, public_loss_fn, public_batch) -> Optional[str]:
+            if not self._method.feature_dp:
+                if public_loss_fn is not None or public_batch is not None:
+                    raise ValueError(f"public_loss_fn/public_batch are only used by fdp/fpdp, "
+                                     f"not {self._method.value!r}")
+                return None
+            if public_loss_fn is None:
+                raise ValueError(f"method {self._method.value!r} needs public_loss_fn "
+                                 "(the loss on psi(x))")
+            if self._public_term == "independent" and public_batch is None:
+                raise ValueError(
+                    "public_term='independent' needs public_batch: public views sampled "
+                    "independently of the private batch (a sum over the private batch itself can "
+                    "reveal which examples were sampled); or build the optimizer with "
+                    "public_term='same_batch' and account without amplification")
+            if self._public_term == "same_batch" and public_batch is not None:
+                raise ValueError("public_term='same_batch' takes the public term from `batch`; "
+                                 "public_batch must be None")
+            return self._public_term
+
+        def add_noise(self, clipped_sum: list[tf.Tensor]) -> list[tf.Tensor]:
+            """The query's Gaussian noise N(0, sigma^2 C^2) on a (global) clipped sum.
+
+            Keyed by (secret key, draw counter): the same on every replica, fresh at every call.
+            """
+            draws = self.noise_draws
+            seed = noise.step_noise_seed(self._noise_key, draws.read_value())
+            with tf.control_dependencies([seed]):
+                advanced = draws.assign_add(1, read_value=False)
+            noised, _, _ = self._dp_sum_query.get_noised_result(clipped_sum, self._global_state,
+                                                                noise_seed=seed)
+            with tf.control_dependencies([advanced]):
+                return [tf.identity(n) for n in noised]
+
+        def _plain_gradients(self, loss_fn, batch, var_list, batch_mask):
+            grads = per_example.batch_gradient(loss_fn, batch, var_list, batch_mask)
+            if self._expected_batch_size is not None:
+                return [g / float(self._expected_batch_size) for g in _all_reduce_sum(grads)]
+            first = tf.nest.flatten(batch)[0]
+            count = (tf.cast(tf.shape(first)[0], tf.float32) if batch_mask is None
+                     else tf.reduce_sum(tf.cast(batch_mask, tf.float32)))
+            grads, count = _all_reduce_sum([grads, count])
+            return [g / tf.cast(tf.maximum(count, 1.0), g.dtype) for g in grads]
+
+        def stock_dp_gradients(self, loss_fn: LossFn, batch: Any, var_list: Sequence[tf.Variable]):
+            """TF-Privacy's own path (jacobian + while loop, divides by the actual batch size).
+
+            dpsgd only; kept as the oracle for tests and the benchmark baseline.
+            """
+            if self._method is not Method.DPSGD:
+                raise ValueError("the stock TF-Privacy path implements dpsgd only")
+            self._gradients_are_global = False
+            var_list = list(var_list)
+            pairs = generic_cls._compute_gradients(self, lambda: loss_fn(batch), var_list,
+                                                   tape=tf.GradientTape())
+            return [g for g, _ in pairs]
+
+        def _compute_gradients(self, loss, var_list, grad_loss=None, tape=None):
+            # Reached through minimize()/Model.fit: only the stock dpsgd path can work from a loss
+            # tensor; anything else would silently drop the projection or the public view.
+            if self._method is not Method.DPSGD:
+                raise NotImplementedError(f"method {self._method.value!r} needs dp_gradients(); "
+                                          "minimize()/Model.fit only support the stock dpsgd path")
+            self._gradients_are_global = False
+            return super()._compute_gradients(loss, var_list, grad_loss=grad_loss, tape=tape)
+
+        def apply_gradients(self, grads_and_vars, name=None,
+                            experimental_aggregate_gradients=None, **kwargs):
+            aggregate = experimental_aggregate_gradients
+            if aggregate is None:
+                # dp_gradients already returns the global (all-reduced, noised) gradient.
+                aggregate = not self._gradients_are_global
+            return super().apply_gradients(grads_and_vars, name=name,
+                                           experimental_aggregate_gradients=aggregate, **kwargs)
+
+        # ----------------------------------------------------------------- subspace
+        def refresh_subspace(self, loss_fn: LossFn, public_batch: Any,
+                             var_list: Sequence[tf.Variable]):
+            """Recomputes V from S_pub (public examples only) at the current weights.
+
+            Call it in the cross-replica context (outside ``strategy.run``). Eagerly it runs a
+            tf.function cached per (loss_fn, var_list): pass the same loss_fn object each time.
+            """
+            if not self._method.projected:
+                raise ValueError(f"method {self._method.value!r} has no public subspace")
+            var_list = list(var_list)
+            self._subspace.build(var_list)
+            if not tf.executing_eagerly():
+                return self._subspace.refresh(loss_fn, public_batch, var_list)
+            key = (id(loss_fn), tuple(id(v) for v in var_list))
+            if key not in self._refresh_functions:
+                fn = tf.function(lambda b: self._subspace.refresh(loss_fn, b, var_list))
+                self._refresh_functions[key] = (loss_fn, var_list, fn)   # keeps loss_fn alive
+            return self._refresh_functions[key][2](public_batch)
+
+        def subspace_due(self) -> bool:
+            """Eager helper: True when V was never computed or the step is a multiple of R."""
+            if not self._method.projected:
+                return False
+            never = (not self._subspace.built) or int(self._subspace.refreshes.numpy()) == 0
+            return never or int(self.iterations.numpy()) % self._refresh_every == 0
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({
+                "method": self._method.value, "l2_norm_clip": self._l2_norm_clip,
+                "noise_multiplier": self._noise_multiplier,
+                "expected_batch_size": self._expected_batch_size,
+                "refresh_every": self._refresh_every,
+                "projection_dim": None if self._subspace is None else self._subspace.dim,
+                "noise_key_secret": self._noise_key_secret, "public_term": self._public_term,
+            })
+            return config
+
+    DPOptimizer.__doc__ = (f"DP optimizer over {generic_cls.__mro__[1].__name__} with vectorized "
+                           "per-example gradients; see tfdphpe.privacy.optimizers.")
+    return DPOptimizer
+
+
+def _validate(method: Method, l2_norm_clip, noise_multiplier, expected_batch_size,
+              refresh_every) -> None:
+    if method.private:
+        if not l2_norm_clip or l2_norm_clip <= 0:
+            raise ValueError(f"l2_norm_clip must be > 0, got {l2_norm_clip}")
+        if noise_multiplier is None or noise_multiplier < 0:
+            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+        if expected_batch_size is None or expected_batch_size <= 0:
+            raise ValueError("expected_batch_size (> 0) is required for DP methods: the noised sum "
+                             "is divided by it, also for variable and empty Poisson batches")
+    elif expected_batch_size is not None and expected_batch_size <= 0:
+        raise ValueError(f"expected_batch_size must be > 0, got {expected_batch_size}")
+    if refresh_every < 1:
+        raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
+
+
+DPSGDOptimizer = make_dp_optimizer_class(dp_optimizer_keras.GenericDPSGDOptimizer)
+DPSGDOptimizer.__name__ = DPSGDOptimizer.__qualname__ = "DPSGDOptimizer"
+DPAdamOptimizer = make_dp_optimizer_class(dp_optimizer_keras.GenericDPAdamOptimizer)
+DPAdamOptimizer.__name__ = DPAdamOptimizer.__qualname__ = "DPAdamOptimizer"
+
+_BASE_OPTIMIZERS = {"sgd": DPSGDOptimizer, "adam": DPAdamOptimizer}
+
+
+def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: float,
+                   learning_rate: float, optimizer: str = "sgd",
+                   expected_batch_size: Optional[int] = None, projection_dim: int = 50,
+                   refresh_every: int = 1, seed: Optional[int] = None,
+                   subspace_dtype: tf.DType | str = tf.float32,
+                   subspace_chunk_size: Optional[int] = None, public_term: str = "independent",
+                   **optimizer_kwargs):
+    """The one entry point: a DP (or, for method "none", plain) Keras optimizer.
+
+    Args:
+      method: "none", "dpsgd", "pdpsgd", "fdp" or "fpdp" (or a ``Method``).
+      l2_norm_clip: C, the per-example clip norm.
+      noise_multiplier: sigma; the noise on the clipped sum has std sigma * C.
+      learning_rate: passed to the Keras optimizer.
+      optimizer: "sgd" or "adam" (Keras 2 legacy optimizers, as TF-Privacy needs).
+      expected_batch_size: B = q * N; the noised sum is divided by it (required for DP methods).
+      projection_dim: k, directions of the public subspace (pdpsgd, fpdp).
+      refresh_every: R, steps between subspace refreshes (read by ``subspace_due``).
+      seed: None (default) draws a secret noise key; an int makes the noise reproducible, which
+        also makes it predictable to anyone who knows the seed: use it for experiments only.
+      subspace_dtype: storage dtype of V and of the public gradients ("float32", "bfloat16", ...).
+      subspace_chunk_size: public examples per vectorized pass during a refresh.
+      public_term: fdp/fpdp: "independent" (default; dp_gradients takes a separately sampled
+        public_batch, amplification holds) or "same_batch" (the public term from the private batch;
+        the ledger then accounts without amplification, see docs/privacy.md).
+      **optimizer_kwargs: further Keras optimizer arguments (momentum, beta_1, ...).
+    """
+    try:
+        cls = _BASE_OPTIMIZERS[optimizer.lower()]
+    except KeyError:
+        raise ValueError(f"optimizer must be one of {sorted(_BASE_OPTIMIZERS)}, "
+                         f"got {optimizer!r}") from None
+    return cls(l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
+               expected_batch_size=expected_batch_size, method=Method(method),
+               projection_dim=projection_dim, refresh_every=refresh_every, seed=seed,
+               subspace_dtype=tf.as_dtype(subspace_dtype), subspace_chunk_size=subspace_chunk_size,
+               public_term=public_term, learning_rate=learning_rate, **optimizer_kwargs)
