@@ -22,11 +22,13 @@ demo: $(STAMP)
 	test -f $(SYNTH)/private/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
 		--out=$(SYNTH)/private --num_train=600 --num_val=150 --seed=0
 	test -f $(SYNTH)/public/info.json || $(VENV)/bin/python scripts/make_synthetic.py \
-		--out=$(SYNTH)/public --num_train=800 --num_val=0 --seed=1
+		--out=$(SYNTH)/public --num_train=600 --num_val=0 --seed=1
 	$(VENV)/bin/python scripts/train.py --flagfile=configs/quickstart.flags
+	$(VENV)/bin/python scripts/export.py --checkpoint=runs/quickstart --name=quickstart \
+		--version=1 --overwrite --tflite=float16
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 tests
 
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_model.py

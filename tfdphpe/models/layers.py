@@ -100,33 +100,6 @@ class BatchNorm(tf.keras.layers.BatchNormalization):
         return config
 
 
-class PointwiseConv2D(tf.keras.layers.Conv2D):
-    """A 1x1, stride-1 Conv2D computed as a matmul over channels.
-
-    Same weights (and checkpoint layout) as Conv2D, but its gradient is a plain matmul, which
-    ``tf.vectorized_map`` vectorizes; TensorFlow's Conv2DBackpropFilter has no vectorized form and
-    falls back to a per-example while-loop, which made DP steps slow (measured in
-    scripts/bench_privacy.py).
-    """
-
-    def __init__(self, filters, kernel_size=1, **kwargs):
-        if kernel_size not in (1, (1, 1)) or kwargs.get("strides", 1) not in (1, (1, 1)):
-            raise ValueError("PointwiseConv2D is 1x1 with stride 1")
-        super().__init__(filters, kernel_size=1, **kwargs)
-
-    def call(self, inputs):
-        # A 2-D matmul (not einsum): TFLite turns it into FULLY_CONNECTED, which XNNPACK runs.
-        shape = tf.shape(inputs)
-        flat = tf.reshape(inputs, [-1, self.kernel.shape[2]])
-        out = tf.reshape(tf.matmul(flat, self.kernel[0, 0]),
-                         tf.concat([shape[:-1], [self.filters]], axis=0))
-        if self.use_bias:
-            out = out + self.bias
-        if self.activation is not None:
-            out = self.activation(out)
-        return out
-
-
 def make_norm(channels: int, norm: str, gamma_init: float = 1.0, name: str = "bn"):
     """BatchNorm (PyTorch numerics) or GroupNorm for a conv output of ``channels``."""
     init = tf.keras.initializers.Constant(gamma_init)
@@ -165,8 +138,6 @@ class ConvNorm(tf.keras.layers.Layer):
                            use_bias=False, name="conv")
         if self.depthwise:
             self.conv = tf.keras.layers.DepthwiseConv2D(**conv_kwargs)
-        elif kernel_size == 1 and strides == 1:
-            self.conv = PointwiseConv2D(out_channels, **conv_kwargs)
         else:
             self.conv = tf.keras.layers.Conv2D(out_channels, **conv_kwargs)
         self.bn = make_norm(out_channels, norm, gamma_init)
@@ -489,7 +460,7 @@ def _trunc_normal_init():
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in
-                  (BatchNorm, LayerNorm, PointwiseConv2D, ConvNorm, PatchEmbed, RelativePositionBias, MBConv, PatchMerging,
+                  (BatchNorm, LayerNorm, ConvNorm, PatchEmbed, RelativePositionBias, MBConv, PatchMerging,
                    WindowAttention, Mlp, TinyViTBlock)}
 
 for _cls in CUSTOM_OBJECTS.values():

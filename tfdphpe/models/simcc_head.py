@@ -12,7 +12,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from tfdphpe.models.layers import CUSTOM_OBJECTS as _LAYER_OBJECTS
-from tfdphpe.models.layers import PointwiseConv2D, _build
+from tfdphpe.models.layers import _build
 from tfdphpe.models.tinyvit import TinyViT, TinyViTConfig
 
 
@@ -24,7 +24,7 @@ class SimCCHead(tf.keras.layers.Layer):
         self.num_joints = num_joints
         self.num_bins_x = num_bins_x
         self.num_bins_y = num_bins_y
-        self.final_layer = PointwiseConv2D(num_joints, name="final_layer")
+        self.final_layer = tf.keras.layers.Conv2D(num_joints, 1, name="final_layer")
         self.mlp_head_x = tf.keras.layers.Dense(num_bins_x, name="mlp_head_x")
         self.mlp_head_y = tf.keras.layers.Dense(num_bins_y, name="mlp_head_y")
 

@@ -29,8 +29,13 @@ def atomic_write(path: str, text: str) -> None:
 class RunCheckpoint:
     """Saves and restores model + optimizer + ledger for one training phase."""
 
-    def __init__(self, directory: str, model: tf.keras.Model, optimizer, max_to_keep: int = 3):
+    def __init__(self, directory: str, model: tf.keras.Model, optimizer, max_to_keep: int = 3,
+                 var_list=None):
         self.directory = directory
+        if var_list is not None:
+            # Create the optimizer's variables (step counter, slots) now, so a restore fills them
+            # at once instead of deferring until first use.
+            optimizer._create_all_weights(list(var_list))
         os.makedirs(directory, exist_ok=True)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_steps")
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step)

@@ -359,7 +359,7 @@ class Trainer:
                    evaluate, public_batch=None, make_public_views=None) -> PhaseResult:
         c = self.config
         var_list = model.trainable_variables
-        ckpt = RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, opt)
+        ckpt = RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, opt, var_list=var_list)
         start = 0
         if c.run.resume:
             restored = ckpt.restore_latest()
