@@ -11,12 +11,17 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
 
+import logging
+
 from absl import app, flags
 
 from tfdphpe.training import (DataConfig, ModelConfig, OptimConfig, PrivacyConfig, RunConfig,
                               TrainConfig, train)
 
 F = flags.FLAGS
+# TensorFlow's vectorizer warns once per convolution that it loops over examples for filter
+# gradients; known and measured (README), so keep it out of the progress output.
+logging.getLogger("tensorflow").addFilter(lambda r: "uses a while_loop" not in r.getMessage())
 # data
 flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "mpii", "coco", "custom"], "Private (or only) data set.")
 flags.DEFINE_string("data_dir", "data/synthetic/private", "Root of the private data set.")

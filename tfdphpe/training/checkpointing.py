@@ -33,9 +33,9 @@ class RunCheckpoint:
                  var_list=None):
         self.directory = directory
         if var_list is not None:
-            # Create the optimizer's variables (step counter, slots) now, so a restore fills them
-            # at once instead of deferring until first use.
-            optimizer._create_all_weights(list(var_list))
+            # Create the optimizer's variables (step and noise counters, slots) now, so a
+            # restore fills them at once instead of deferring until first use.
+            optimizer.create_variables(list(var_list))
         os.makedirs(directory, exist_ok=True)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_steps")
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=self.step)
