@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfdphpe.models import TinyViT, TinyViTConfig, load_tinyvit_checkpoint
 from tfdphpe.models.convert import normalise_keys, official_to_timm_key, read_state_dict

@@ -34,7 +34,7 @@ __all__ = [
     "PosePredictor", "PoseServingModule", "SERVING_DEFAULT", "SavedModelPredictor",
     "TFLITE_FORMATS", "TFLitePoseEstimator", "TFLitePredictor", "coco_person_boxes",
     "convert_to_tflite", "crop_image", "crop_regions", "crop_to_image", "deployment_metadata",
-    "draw_poses", "export_saved_model", "fresh_model", "image_to_crop", "keras_predict",
+    "draw_poses", "export_saved_model", "whole_image_box", "fresh_model", "image_to_crop", "keras_predict",
     "load_checkpoint", "load_predictor", "normalize_pixels", "op_counts", "parity",
     "privacy_statement", "public_calibration_crops", "read_metadata", "read_tflite_metadata",
     "resolve_joint_set", "rest_request", "synthetic_crops", "version_dir",

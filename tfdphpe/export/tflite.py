@@ -37,7 +37,7 @@ import tensorflow as tf
 from tfdphpe.data.joints import MPII, JointSet
 from tfdphpe.export.metadata import METADATA_FILENAME, deployment_metadata
 from tfdphpe.export.preprocessing import normalize_pixels
-from tfdphpe.export.saved_model import PoseServingModule, model_geometry
+from tfdphpe.export.saved_model import PoseServingModule
 
 TFLITE_FORMATS = ("float32", "float16", "int8")
 

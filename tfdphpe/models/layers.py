@@ -460,8 +460,8 @@ def _trunc_normal_init():
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in
-                  (BatchNorm, LayerNorm, ConvNorm, PatchEmbed, RelativePositionBias, MBConv, PatchMerging,
-                   WindowAttention, Mlp, TinyViTBlock)}
+                  (BatchNorm, LayerNorm, ConvNorm, PatchEmbed, RelativePositionBias, MBConv,
+                   PatchMerging, WindowAttention, Mlp, TinyViTBlock)}
 
 for _cls in CUSTOM_OBJECTS.values():
     tf.keras.utils.register_keras_serializable(package="tfdphpe")(_cls)

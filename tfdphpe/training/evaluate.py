@@ -27,21 +27,27 @@ def load_run_model(checkpoint: str):
     return model, config
 
 
-def _eval_pipeline(model, config, records, joint_set):
+def _model_pipeline(model, config) -> PipelineConfig:
+    """The evaluation crops a saved model expects (its input size and SimCC codec)."""
     h, w = model.input_shape[1:3]
     split_ratio = model.get_layer("simcc_head").num_bins_x / w
     sigma = config["data"]["sigma"] if config else 6.0
-    return build_dataset(records, PipelineConfig(input_size=(h, w), split_ratio=split_ratio,
-                                                 sigma=sigma),
-                         BatchConfig("sequential", batch_size=16, pad_final_batch=True),
-                         joint_set=joint_set)
+    return PipelineConfig(input_size=(h, w), split_ratio=split_ratio, sigma=sigma)
 
 
-def predict_records(checkpoint: str, records, joint_set, flip_test: bool = True):
-    """Predictions (original image pixels) of a saved model for a list of records."""
-    model, config = load_run_model(checkpoint)
-    ds = _eval_pipeline(model, config, records, joint_set)
+def predict_records(model, records, joint_set, pipeline: PipelineConfig,
+                    flip_test: bool = True):
+    """Predictions (original image pixels) of ``model`` for records, in evaluation crops."""
+    ds = build_dataset(records, pipeline,
+                       BatchConfig("sequential", batch_size=16, pad_final_batch=True),
+                       joint_set=joint_set)
     return predict_dataset(model, ds.dataset, ds.codec, joint_set.flip_pairs, flip_test)
+
+
+def predict_run(checkpoint: str, records, joint_set, flip_test: bool = True):
+    """Predictions of a saved run (directory or ``.keras`` file) for a list of records."""
+    model, config = load_run_model(checkpoint)
+    return predict_records(model, records, joint_set, _model_pipeline(model, config), flip_test)
 
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_dir: str, flip_test: bool = True,
@@ -54,8 +60,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_dir: str, flip_test:
     if val.joint_set.num_joints != k:
         raise ValueError(f"the model predicts {k} joints, {dataset} has "
                          f"{val.joint_set.num_joints}")
-    ds = _eval_pipeline(model, config, records, val.joint_set)
-    preds = predict_dataset(model, ds.dataset, ds.codec, val.joint_set.flip_pairs, flip_test)
+    preds = predict_records(model, records, val.joint_set, _model_pipeline(model, config),
+                            flip_test)
     if fmt == "mpii":
         return score(preds, "pckh")
     if max_examples:

@@ -190,7 +190,7 @@ def overlay_figure(runs: Sequence[Run], dataset: str, data_dir: str, out_path: s
     from PIL import Image
 
     from tfdphpe.evaluation.visualize import draw_poses, grid
-    from tfdphpe.training.evaluate import predict_records
+    from tfdphpe.training.evaluate import predict_run
     from tfdphpe.training.datasets import load_split
 
     val = load_split(dataset, data_dir, "val")
@@ -199,7 +199,7 @@ def overlay_figure(runs: Sequence[Run], dataset: str, data_dir: str, out_path: s
     for run in runs:
         if not run.done:
             continue
-        preds = predict_records(run.run_dir, records, val.joint_set)
+        preds = predict_run(run.run_dir, records, val.joint_set)
         images = [draw_poses(Image.open(r.image_path), kp[None], sc[None],
                              val.joint_set.skeleton, val.joint_set.names, score_threshold=0.0)
                   for r, kp, sc in zip(records, preds.keypoints, preds.scores)]

@@ -37,13 +37,14 @@ from tfdphpe.data import joints as joints_lib
 from tfdphpe.data.pipeline import AugmentConfig, PipelineConfig, build_dataset
 from tfdphpe.data.sampling import BatchConfig
 from tfdphpe.data.splits import split_public, write_manifest
-from tfdphpe.evaluation.inference import predict_dataset, score
+from tfdphpe.evaluation.inference import score
 from tfdphpe.evaluation.pckh import table_from_metrics
 from tfdphpe.models import (apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss,
                             transfer_joint_head)
 from tfdphpe.training.checkpointing import RunCheckpoint, atomic_write
 from tfdphpe.training.config import TrainConfig
 from tfdphpe.training.datasets import coco_annotation_file, load_split
+from tfdphpe.training.evaluate import predict_records
 
 Log = Callable[[str], None]
 # What a training step reads from a batch (metadata and strings stay out of the graph).
@@ -135,27 +136,32 @@ class Trainer:
         return records[:n] if n else records
 
     def _evaluate(self, model, val, metric: str, coco_ann: Optional[str]) -> dict:
-        d = self.config.data
-        ds = build_dataset(val, self._pipeline(False, d.dataset),
-                           BatchConfig("sequential", batch_size=16, pad_final_batch=True),
-                           joint_set=self._joint_set)
-        preds = predict_dataset(model, ds.dataset, ds.codec, ds.joint_set.flip_pairs,
-                                flip_test=self.config.run.flip_test)
+        preds = predict_records(model, val, self._joint_set,
+                                self._pipeline(False, self.config.data.dataset),
+                                self.config.run.flip_test)
         return score(preds, metric, coco_ann)
 
     # ------------------------------------------------------------------ model
-    def _load_init(self, model: tf.keras.Model, num_joints: int) -> None:
+    @staticmethod
+    def _init_from_file(model: tf.keras.Model, path: str) -> None:
+        """Copies a saved pose model into ``model``; a COCO-17 head is mapped to MPII-16."""
+        source = tf.keras.models.load_model(path, compile=False)
+        k_src = source.get_layer("simcc_head").num_joints
+        k_dst = model.get_layer("simcc_head").num_joints
+        if k_src == k_dst:
+            model.set_weights(source.get_weights())
+        elif (k_src, k_dst) == (17, 16):
+            transfer_joint_head(source, model, joints_lib.MPII_TO_COCO)
+        else:
+            raise ValueError(f"{path} has {k_src} joints; cannot map to {k_dst}")
+
+    def _load_init(self, model: tf.keras.Model, pretrained: Optional[str]) -> None:
         m = self.config.model
-        if m.init_checkpoint:
-            source = tf.keras.models.load_model(m.init_checkpoint, compile=False)
-            k_src = source.get_layer("simcc_head").num_joints
-            if k_src == num_joints:
-                model.set_weights(source.get_weights())
-            elif (k_src, num_joints) == (17, 16):
-                transfer_joint_head(source, model, joints_lib.MPII_TO_COCO)
-            else:
-                raise ValueError(f"--init_checkpoint has {k_src} joints; cannot map to "
-                                 f"{num_joints}")
+        if pretrained:
+            self._init_from_file(model, pretrained)
+            self.log("private model initialised from the pretrained public model")
+        elif m.init_checkpoint:
+            self._init_from_file(model, m.init_checkpoint)
             self.log(f"initialised from {m.init_checkpoint}")
         elif m.backbone_weights:
             model.get_layer("backbone").load_weights(m.backbone_weights)
@@ -266,14 +272,7 @@ class Trainer:
         model = build_pose_model(c.model.variant, c.data.input_size,
                                  num_joints=joint_set.num_joints,
                                  split_ratio=c.data.split_ratio, norm=c.model.norm)
-        if pretrained:
-            source = tf.keras.models.load_model(pretrained, compile=False)
-            transfer_joint_head(source, model, joints_lib.MPII_TO_COCO
-                                if joint_set.num_joints == 16 else
-                                {i: i for i in range(joint_set.num_joints)})
-            self.log("private model initialised from the pretrained public model")
-        else:
-            self._load_init(model, joint_set.num_joints)
+        self._load_init(model, pretrained)
         apply_strategy(model, c.model.strategy)
         n_bn = freeze_batchnorm(model)
         self.log(f"strategy {c.model.strategy}: "
@@ -302,11 +301,14 @@ class Trainer:
 
         blur = p.public_view_sigma if p.method in ("fdp", "fpdp") else None
 
-        def make_data(start):
+        def batches(start, seed):
             method = "poisson" if sampling == "poisson" else "shuffled"
             return build_dataset(train_records, self._pipeline(True, c.data.dataset, blur),
-                                 BatchConfig(method, batch_size=b, num_steps=steps,
-                                             seed=c.run.seed, start_step=start))
+                                 BatchConfig(method, batch_size=b, num_steps=steps, seed=seed,
+                                             start_step=start))
+
+        def make_data(start):
+            return batches(start, c.run.seed)
 
         make_public_views = None
         if blur is not None:
@@ -314,11 +316,7 @@ class Trainer:
                 # Public views psi(x_j) of an independent Poisson sample of the training set: the
                 # un-noised public term then says nothing about which examples the private batch
                 # holds, so amplification by subsampling still holds (docs/privacy.md).
-                method = "poisson" if sampling == "poisson" else "shuffled"
-                return build_dataset(train_records, self._pipeline(True, c.data.dataset, blur),
-                                     BatchConfig(method, batch_size=b, num_steps=steps,
-                                                 seed=c.run.seed + _PUBLIC_VIEW_SEED_OFFSET,
-                                                 start_step=start))
+                return batches(start, c.run.seed + _PUBLIC_VIEW_SEED_OFFSET)
 
         def evaluate(m):
             return self._evaluate(m, val, metric, coco_ann)
