@@ -1,13 +1,16 @@
-r"""Step time of every privacy method relative to the non-private step, on the pose model.
+r"""Step time and peak memory of every privacy method relative to the non-private step.
 
-    python scripts/bench_privacy.py --batch_size=16 --steps=3
-    python scripts/bench_privacy.py --batch_size=4 --steps=2 --public_examples=16 --projection_dim=8
+    python scripts/bench_privacy.py --batch_sizes=16 --steps=3
+    python scripts/bench_privacy.py --batch_sizes=16,32,64,128 --methods=none,dpsgd --steps=2
+    python scripts/bench_privacy.py --batch_sizes=4 --steps=2 --public_examples=16 --projection_dim=8
 
-For each strategy (finetune, full) one process times every method's step (dp_gradients +
-apply_gradients inside one tf.function; same model, batch and input; rounds interleave the methods
-so drift on a shared machine hits all alike) and the subspace refresh. Peak memory (ru_maxrss) is
-measured per method in a fresh subprocess each (--memory, peak resident set VmHWM); "model" is
-building the model and one forward pass, the floor under every other figure.
+For each strategy (finetune, full) and batch size one process times every method's step with each
+clipping path (``vectorized``: per-example gradients by tf.vectorized_map; ``ghost``: per-example
+norms from layer inputs and output gradients, tfdphpe.privacy.ghost), dp_gradients +
+apply_gradients inside one tf.function; same model, batch and input; rounds interleave the entries
+so drift on a shared machine hits all alike; and the subspace refresh. Peak memory is measured per
+entry in a fresh subprocess each (--memory, peak resident set VmHWM); "model" is building the model
+and one forward pass, the floor under every other figure.
 """
 
 import json
@@ -22,7 +25,8 @@ from absl import app, flags
 from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 
-flags.DEFINE_integer("batch_size", 16, "Examples per step.")
+flags.DEFINE_list("batch_sizes", ["16"], "Examples per step (one table per batch size).")
+flags.DEFINE_list("clipping", ["vectorized", "ghost"], "Per-example clipping paths to time.")
 flags.DEFINE_integer("steps", 3, "Timed rounds (after one warm-up/trace step).")
 flags.DEFINE_list("strategies", ["finetune", "full"], "Training strategies.")
 flags.DEFINE_list("methods", ["none", "dpsgd", "pdpsgd", "fdp", "fpdp"], "Methods ('none' first).")
@@ -34,7 +38,7 @@ flags.DEFINE_integer("subspace_chunk_size", 10, "Public examples per vectorized 
 flags.DEFINE_string("subspace_dtype", "float32", "Storage dtype of V.")
 flags.DEFINE_bool("stock", False, "Also time TF-Privacy's stock dpsgd path (slow).")
 flags.DEFINE_bool("memory", True, "Measure peak memory per method in subprocesses.")
-flags.DEFINE_string("worker", None, "Internal: 'strategy:method' to run once for memory.")
+flags.DEFINE_string("worker", None, "Internal: 'strategy:entry:batch' to run once for memory.")
 FLAGS = flags.FLAGS
 
 
@@ -47,29 +51,42 @@ def _data(n, h, w, seed):
             "target_y": soft(2 * h), "target_weight": tf.ones([n, 16])}
 
 
-def _setup(strategy):
+def _setup(strategy, b):
     h, w = (int(v) for v in FLAGS.input_size)
     model = build_pose_model(FLAGS.variant, input_size=(h, w), num_joints=16)
     freeze_batchnorm(model)
     apply_strategy(model, strategy)
     loss_fn = lambda b: simcc_kl_loss(model(b["image"], training=True), b)  # noqa: E731
     public_fn = lambda b: simcc_kl_loss(model(b["public_image"], training=True), b)  # noqa: E731
-    b = FLAGS.batch_size
     # Private batch, S_pub, and public views sampled apart from the private batch (Feature DP).
     data = _data(b, h, w, 0), _data(FLAGS.public_examples, h, w, 1), _data(b, h, w, 2)
     return (model, loss_fn, public_fn) + data
 
 
-def _method_step(method, model, loss_fn, public_fn, public, views):
-    """(step function, refresh function or None) for one method."""
+def _entries():
+    """'none', then 'method/clipping' for every private method and clipping path."""
+    out = []
+    for method in FLAGS.methods:
+        if method == "none":
+            out.append("none")
+        else:
+            out.extend(f"{method}/{c}" for c in FLAGS.clipping)
+    return out + (["stock"] if FLAGS.stock else [])
+
+
+def _method_step(entry, model, loss_fn, public_fn, public, views, b):
+    """(step function, refresh function or None) for one entry ('none', 'dpsgd/ghost', ...)."""
+    method, _, clipping = entry.partition("/")
     name = "dpsgd" if method == "stock" else method
     opt = privacy.make_optimizer(name, 1.0, 1.0, 1e-4, optimizer="adam",
-                                 expected_batch_size=FLAGS.batch_size,
+                                 expected_batch_size=b,
                                  projection_dim=FLAGS.projection_dim,
                                  subspace_dtype=FLAGS.subspace_dtype,
-                                 subspace_chunk_size=FLAGS.subspace_chunk_size)
+                                 subspace_chunk_size=FLAGS.subspace_chunk_size,
+                                 clipping=clipping or "vectorized")
     var_list = model.trainable_variables
     pub, pub_batch = (public_fn, views) if opt.method.feature_dp else (None, None)
+    layers = model if clipping == "ghost" else None
 
     @tf.function
     def step(batch):
@@ -77,7 +94,7 @@ def _method_step(method, model, loss_fn, public_fn, public, views):
             grads = opt.stock_dp_gradients(loss_fn, batch, var_list)
         else:
             grads = opt.dp_gradients(loss_fn, batch, var_list, public_loss_fn=pub,
-                                     public_batch=pub_batch)
+                                     public_batch=pub_batch, layers=layers)
         opt.apply_gradients(zip(grads, var_list))
     refresh = None
     if opt.method.projected:
@@ -87,11 +104,11 @@ def _method_step(method, model, loss_fn, public_fn, public, views):
 
 
 def _worker(spec):
-    strategy, method = spec.split(":")
-    model, loss_fn, public_fn, batch, public, views = _setup(strategy)
+    strategy, entry, b = spec.split(":")
+    model, loss_fn, public_fn, batch, public, views = _setup(strategy, int(b))
     model(batch["image"][:1], training=False)
-    if method != "model":
-        step, _ = _method_step(method, model, loss_fn, public_fn, public, views)
+    if entry != "model":
+        step, _ = _method_step(entry, model, loss_fn, public_fn, public, views, int(b))
         step(batch)
         step(batch)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent through exec.
@@ -114,43 +131,59 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")   # pfor's per-op fallback notices would drown the table
     if FLAGS.worker:
         return _worker(FLAGS.worker)
-    methods = list(FLAGS.methods) + (["stock"] if FLAGS.stock else [])
+    entries = _entries()
     print(f"TinyViT-{FLAGS.variant} {FLAGS.input_size[0]}x{FLAGS.input_size[1]}, "
-          f"batch {FLAGS.batch_size}, m={FLAGS.public_examples}, k={FLAGS.projection_dim}, "
-          f"V in {FLAGS.subspace_dtype}, {FLAGS.steps} timed rounds; "
-          "time per step in s, ratio to 'none'")
+          f"m={FLAGS.public_examples}, k={FLAGS.projection_dim}, V in {FLAGS.subspace_dtype}, "
+          f"{FLAGS.steps} timed rounds; time per step in s, ratios to 'none' in the same run")
+    summary = []
     for strategy in FLAGS.strategies:
-        model, loss_fn, public_fn, batch, public, views = _setup(strategy)
-        p = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
-        steps, refreshes = {}, {}
-        for method in methods:
-            steps[method], refreshes[method] = _method_step(method, model, loss_fn, public_fn,
-                                                            public, views)
-            steps[method](batch)   # trace
-        times = {m: [] for m in methods}
-        for _ in range(FLAGS.steps):
-            for method in methods:
-                start = time.perf_counter()
-                steps[method](batch)
-                times[method].append(time.perf_counter() - start)
-        refresh = next((r for r in refreshes.values() if r), None)
-        refresh_s = float("nan")
-        if refresh:
+        for b in (int(v) for v in FLAGS.batch_sizes):
+            summary.extend(_bench(strategy, b, entries))
+    print("\n| strategy | batch | method/clipping | step ratio | peak memory ratio |")
+    print("|---|---|---|---|---|")
+    for strategy, b, entry, ratio, mem in summary:
+        print(f"| {strategy} | {b} | {entry} | {ratio:.2f} | {mem:.2f} |")
+
+
+def _bench(strategy, b, entries):
+    model, loss_fn, public_fn, batch, public, views = _setup(strategy, b)
+    p = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
+    steps, refreshes = {}, {}
+    for entry in entries:
+        steps[entry], refreshes[entry] = _method_step(entry, model, loss_fn, public_fn,
+                                                      public, views, b)
+        steps[entry](batch)   # trace
+    times = {e: [] for e in entries}
+    for _ in range(FLAGS.steps):
+        for entry in entries:
             start = time.perf_counter()
-            refresh()
-            refresh_s = time.perf_counter() - start
-        base = float(np.median(times["none"]))
-        size = tf.as_dtype(FLAGS.subspace_dtype).size
-        print(f"\n[{strategy}] trainable p = {p:,}; V = p*k*{size} B = "
-              f"{p * FLAGS.projection_dim * size / 2**20:.0f} MiB; "
-              f"subspace refresh (m={FLAGS.public_examples}): {refresh_s:.2f} s")
-        print(f"{'method':8s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s}")
-        if FLAGS.memory:
-            print(f"{'model':8s} {'':>8s} {'':>7s} {_peak_mb(f'{strategy}:model'):13.0f}")
-        for method in methods:
-            t = float(np.median(times[method]))
-            peak = _peak_mb(f"{strategy}:{method}") if FLAGS.memory else float("nan")
-            print(f"{method:8s} {t:8.3f} {t / base:7.2f} {peak:13.0f}", flush=True)
+            steps[entry](batch)
+            times[entry].append(time.perf_counter() - start)
+    refresh = next((r for r in refreshes.values() if r), None)
+    refresh_s = float("nan")
+    if refresh:
+        start = time.perf_counter()
+        refresh()
+        refresh_s = time.perf_counter() - start
+    base = float(np.median(times["none"]))
+    size = tf.as_dtype(FLAGS.subspace_dtype).size
+    print(f"\n[{strategy}, batch {b}] trainable p = {p:,}; V = p*k*{size} B = "
+          f"{p * FLAGS.projection_dim * size / 2**20:.0f} MiB; "
+          f"subspace refresh (m={FLAGS.public_examples}): {refresh_s:.2f} s")
+    print(f"{'method/clipping':18s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s} "
+          f"{'mem ratio':>9s}")
+    peaks = {}
+    if FLAGS.memory:
+        print(f"{'model':18s} {'':>8s} {'':>7s} {_peak_mb(f'{strategy}:model:{b}'):13.0f}")
+        peaks = {e: _peak_mb(f"{strategy}:{e}:{b}") for e in entries}
+    rows = []
+    for entry in entries:
+        t = float(np.median(times[entry]))
+        peak = peaks.get(entry, float("nan"))
+        mem = peak / peaks["none"] if peaks else float("nan")
+        print(f"{entry:18s} {t:8.3f} {t / base:7.2f} {peak:13.0f} {mem:9.2f}", flush=True)
+        rows.append((strategy, b, entry, t / base, mem))
+    return rows
 
 
 if __name__ == "__main__":

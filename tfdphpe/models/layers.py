@@ -280,7 +280,7 @@ def attention_bias_index(window_size: int) -> tuple[np.ndarray, int]:
 
 
 class RelativePositionBias(tf.keras.layers.Layer):
-    """Learnt attention bias per head and relative offset, expanded to [heads, N, N]."""
+    """Adds a learnt bias per head and relative offset to attention logits [B', heads, N, N]."""
 
     def __init__(self, num_heads: int, window_size: int, **kwargs):
         super().__init__(**kwargs)
@@ -294,8 +294,25 @@ class RelativePositionBias(tf.keras.layers.Layer):
             initializer="zeros", trainable=True)
         super().build(input_shape)
 
-    def call(self, inputs=None):
+    def bias(self) -> tf.Tensor:
+        """The bias expanded to [heads, N, N]."""
         return tf.gather(self.attention_biases, self._index, axis=1)
+
+    def call(self, logits):
+        return logits + tf.cast(self.bias(), logits.dtype)[None]
+
+    def per_example_gradients(self, logits, output_gradient):
+        """Per-row gradient of the bias table [B', heads, offsets] (tfdphpe.privacy.ghost).
+
+        Each table entry receives the sum of the output gradients at the (query, key) pairs with
+        its offset: one matmul with the constant pair -> offset one-hot matrix.
+        """
+        del logits
+        n = self.window_size * self.window_size
+        onehot = tf.one_hot(self._index.reshape(-1), self.num_offsets,
+                            dtype=output_gradient.dtype)                 # [N*N, offsets]
+        g = tf.reshape(output_gradient, [-1, self.num_heads, n * n])
+        return [tf.einsum("bhp,po->bho", g, onehot)]
 
     def get_config(self):
         config = super().get_config()
@@ -329,7 +346,7 @@ class WindowAttention(tf.keras.layers.Layer):
         _build(self.norm, input_shape)
         _build(self.qkv, input_shape)
         _build(self.proj, list(input_shape[:-1]) + [self.dim])
-        _build(self.bias, None)
+        _build(self.bias, [None, self.num_heads, self.window_size ** 2, self.window_size ** 2])
         super().build(input_shape)
 
     @property
@@ -344,8 +361,7 @@ class WindowAttention(tf.keras.layers.Layer):
         qkv = tf.transpose(qkv, [0, 2, 1, 3])  # [B', heads, N, 3d]
         q, k, v = tf.split(qkv, 3, axis=-1)
         attn = tf.matmul(q * self.scale, k, transpose_b=True)
-        bias = self.bias(None)  # [heads, N, N]
-        attn = tf.nn.softmax(attn + tf.cast(bias, attn.dtype)[None], axis=-1)
+        attn = tf.nn.softmax(self.bias(attn), axis=-1)   # + learnt bias [heads, N, N]
         out = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])
         return self.proj(tf.reshape(out, [b, n, self.dim]))
 

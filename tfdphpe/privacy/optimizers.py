@@ -36,7 +36,7 @@ import dp_accounting
 import tensorflow as tf
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras
 
-from tfdphpe.privacy import mechanisms, noise, per_example
+from tfdphpe.privacy import ghost, mechanisms, noise, per_example
 from tfdphpe.privacy.per_example import LossFn
 from tfdphpe.privacy.subspace import PublicSubspace
 
@@ -64,6 +64,7 @@ class Method(enum.Enum):
 
 
 PUBLIC_TERMS = ("independent", "same_batch")
+CLIPPING = ("vectorized", "ghost")
 
 
 def _all_reduce_sum(tensors: list):
@@ -84,10 +85,12 @@ def make_dp_optimizer_class(generic_cls):
                      refresh_every: int = 1, seed: Optional[int] = None,
                      subspace_dtype: tf.DType = tf.float32,
                      subspace_chunk_size: Optional[int] = None,
-                     public_term: str = "independent", **kwargs):
+                     public_term: str = "independent", clipping: str = "vectorized", **kwargs):
             method = Method(method)
             if public_term not in PUBLIC_TERMS:
                 raise ValueError(f"public_term must be one of {PUBLIC_TERMS}, got {public_term!r}")
+            if clipping not in CLIPPING:
+                raise ValueError(f"clipping must be one of {CLIPPING}, got {clipping!r}")
             _validate(method, l2_norm_clip, noise_multiplier, expected_batch_size, refresh_every)
             if kwargs.pop("gradient_accumulation_steps", 1) != 1:
                 raise ValueError("gradient_accumulation_steps is not supported: it changes the "
@@ -109,6 +112,7 @@ def make_dp_optimizer_class(generic_cls):
             self._seed = seed
             self._refresh_every = int(refresh_every)
             self._public_term = public_term
+            self._clipping = clipping
             self._subspace = (PublicSubspace(projection_dim, subspace_dtype, subspace_chunk_size)
                               if method.projected else None)
             self._refresh_functions: dict = {}
@@ -125,6 +129,8 @@ def make_dp_optimizer_class(generic_cls):
         noise_key_secret = property(lambda self: self._noise_key_secret,
                                     doc="False when the noise was seeded (reproducible) by a seed.")
         public_term = property(lambda self: self._public_term)
+        clipping = property(lambda self: self._clipping,
+                            doc="How per-example clipping is computed: 'vectorized' or 'ghost'.")
 
         @property
         def sampling_revealed(self) -> bool:
@@ -167,7 +173,8 @@ def make_dp_optimizer_class(generic_cls):
                          public_loss_fn: Optional[LossFn] = None,
                          batch_mask: Optional[tf.Tensor] = None,
                          public_batch: Any = None,
-                         public_batch_mask: Optional[tf.Tensor] = None) -> list[tf.Tensor]:
+                         public_batch_mask: Optional[tf.Tensor] = None,
+                         layers: Optional[tf.keras.layers.Layer] = None) -> list[tf.Tensor]:
             """The update direction of one step for ``var_list`` (see the module docstring).
 
             Args:
@@ -182,6 +189,8 @@ def make_dp_optimizer_class(generic_cls):
               public_batch: fdp/fpdp with ``public_term="independent"``: a batch of public views
                 (what public_loss_fn reads), sampled independently of ``batch``.
               public_batch_mask: optional 0/1 mask of ``public_batch``.
+              layers: clipping="ghost" only: the Keras model whose layers own ``var_list`` and
+                which ``loss_fn`` runs (its calls are recorded, see ``ghost``).
             """
             var_list = list(var_list)
             self._was_dp_gradients_called = True
@@ -193,8 +202,15 @@ def make_dp_optimizer_class(generic_cls):
                 raise RuntimeError("call refresh_subspace(loss_fn, public_batch, var_list) "
                                    "before the first projected step")
             clip = self._dp_sum_query.derive_sample_params(self._global_state)
-            private_sum = mechanisms.clipped_sum(clip, loss_fn, batch, var_list, public_loss_fn,
-                                                 batch_mask)
+            if self._clipping == "ghost":
+                if layers is None:
+                    raise ValueError("clipping='ghost' needs layers=<the Keras model> in "
+                                     "dp_gradients: the per-example norms come from its layers")
+                private_sum = ghost.ghost_clipped_sum(clip, loss_fn, batch, var_list, layers,
+                                                      public_loss_fn, batch_mask)
+            else:
+                private_sum = mechanisms.clipped_sum(clip, loss_fn, batch, var_list,
+                                                     public_loss_fn, batch_mask)
             public_sum = None
             if public_source is not None:
                 if public_source == "same_batch":
@@ -323,6 +339,7 @@ def make_dp_optimizer_class(generic_cls):
                 "refresh_every": self._refresh_every,
                 "projection_dim": None if self._subspace is None else self._subspace.dim,
                 "noise_key_secret": self._noise_key_secret, "public_term": self._public_term,
+                "clipping": self._clipping,
             })
             return config
 
@@ -361,7 +378,7 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
                    refresh_every: int = 1, seed: Optional[int] = None,
                    subspace_dtype: tf.DType | str = tf.float32,
                    subspace_chunk_size: Optional[int] = None, public_term: str = "independent",
-                   **optimizer_kwargs):
+                   clipping: str = "vectorized", **optimizer_kwargs):
     """The one entry point: a DP (or, for method "none", plain) Keras optimizer.
 
     Args:
@@ -380,6 +397,10 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
       public_term: fdp/fpdp: "independent" (default; dp_gradients takes a separately sampled
         public_batch, amplification holds) or "same_batch" (the public term from the private batch;
         the ledger then accounts without amplification, see docs/privacy.md).
+      clipping: "vectorized" (per-example gradients by tf.vectorized_map; any model) or "ghost"
+        (per-example norms from each layer's inputs and output gradients, no per-example
+        gradients of the whole model; needs ``layers=`` in dp_gradients, see ``ghost``). Same
+        update, different cost.
       **optimizer_kwargs: further Keras optimizer arguments (momentum, beta_1, ...).
     """
     try:
@@ -391,4 +412,5 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
                expected_batch_size=expected_batch_size, method=Method(method),
                projection_dim=projection_dim, refresh_every=refresh_every, seed=seed,
                subspace_dtype=tf.as_dtype(subspace_dtype), subspace_chunk_size=subspace_chunk_size,
-               public_term=public_term, learning_rate=learning_rate, **optimizer_kwargs)
+               public_term=public_term, clipping=clipping, learning_rate=learning_rate,
+               **optimizer_kwargs)

@@ -1,0 +1,209 @@
+"""Ghost clipping (tfdphpe.privacy.ghost) against the vectorized per-example path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import TINY
+from tfdphpe import privacy
+from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
+from tfdphpe.models.layers import BatchNorm, LayerNorm, RelativePositionBias
+from tfdphpe.privacy import ghost, mechanisms
+
+K = tf.keras.layers
+
+
+def zoo_model(seed=0, norm="batch"):
+    """Every supported layer type, a windowed (B * 2 rows) Dense and a bias table."""
+    tf.keras.utils.set_random_seed(seed)
+    image = tf.keras.Input((9, 8, 2))
+    x = K.Conv2D(4, 3, strides=2, padding="valid", name="conv_valid")(image)       # 4x3
+    x = (BatchNorm(frozen_stats=True, name="bn") if norm == "batch"
+         else K.GroupNormalization(groups=2, name="gn"))(x)
+    x = tf.nn.gelu(x)
+    x = K.DepthwiseConv2D(3, strides=1, padding="same", name="dw_same")(x)
+    x = K.Conv2D(6, 3, strides=2, padding="same", use_bias=False, name="conv_same")(x)  # 2x2
+    x = K.DepthwiseConv2D(2, strides=2, padding="valid", use_bias=False, name="dw_s2")(
+        tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]))                                    # 2x2
+    x = K.Conv2D(8, 1, name="pointwise")(x)
+    tokens = tf.reshape(x, [-1, 4, 8])
+    tokens = LayerNorm(name="ln")(tokens)
+    windows = tf.reshape(tokens, [-1, 2, 8])                   # 2 windows per example
+    windows = K.Dense(8, name="windowed")(windows)
+    logits = tf.einsum("bnd,bmd->bnm", windows, windows)[:, None]             # [B*2, 1, 2, 2]
+    logits = RelativePositionBias(1, 2, dtype="float32", name="rel_bias")(
+        tf.tile(logits, [1, 1, 2, 2]))                                          # [B*2, 1, 4, 4]
+    mixed = tf.reshape(tf.nn.softmax(logits), [-1, 2, 16])
+    tokens = tf.reshape(K.Dense(5, name="tokens_dense")(mixed), [-1, 2 * 5])
+    outputs = K.Dense(3, name="head")(tf.concat([tokens, tf.reshape(x, [-1, 32])], axis=1))
+    return tf.keras.Model(image, outputs)
+
+
+def zoo_batch(n=5, seed=1):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(n, 9, 8, 2)).astype(np.float32) * 2
+    return {"image": tf.constant(image), "public_image": tf.constant(0.5 * image + 0.1),
+            "target": tf.constant(rng.normal(size=(n, 3)).astype(np.float32))}
+
+
+def loss_fns(model):
+    def loss_fn(b):
+        return tf.reduce_sum(tf.square(model(b["image"]) - b["target"]), axis=1)
+
+    def public_loss_fn(b):
+        return tf.reduce_sum(tf.square(model(b["public_image"]) - b["target"]), axis=1)
+
+    return loss_fn, public_loss_fn
+
+
+def _set_bn_stats(model):
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            layer.moving_mean.assign(tf.random.normal(layer.moving_mean.shape))
+            layer.moving_variance.assign(tf.random.uniform(layer.moving_variance.shape, 0.5, 2))
+            layer.gamma.assign(tf.random.normal(layer.gamma.shape))
+
+
+def _rel(a, b):
+    a = np.concatenate([np.ravel(x) for x in a])
+    b = np.concatenate([np.ravel(x) for x in b])
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+@pytest.mark.parametrize("ghost_mode", [None, True, False])
+@pytest.mark.parametrize("feature_dp", [False, True])
+def test_clipped_sum_equals_vectorized_path(norm, ghost_mode, feature_dp):
+    model = zoo_model(norm=norm)
+    _set_bn_stats(model)
+    batch = zoo_batch()
+    loss_fn, public_fn = loss_fns(model)
+    public_fn = public_fn if feature_dp else None
+    var_list = model.trainable_variables
+    assert len(var_list) >= 14
+    norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.reshape(g, [5, -1])), 1) for g in
+                              mechanisms.private_records(loss_fn, batch, var_list, public_fn)]))
+    clip = float(np.median(norms.numpy()))     # some examples clipped, some not
+    want = mechanisms.clipped_sum(clip, loss_fn, batch, var_list, public_fn)
+    got, got_norms = ghost.ghost_clipped_sum(clip, loss_fn, batch, var_list, model, public_fn,
+                                             ghost=ghost_mode, return_norms=True)
+    # float32 rounding of recomputed normalisations, seen through l(x) - l(psi(x)) cancellation
+    np.testing.assert_allclose(got_norms.numpy(), norms.numpy(), rtol=0,
+                               atol=1e-5 * float(tf.reduce_max(norms)))
+    assert _rel(got, want) < 1e-5
+    for g, v in zip(got, var_list):
+        assert g.shape == v.shape
+
+
+def test_mask_and_nonfinite_padding_inside_tf_function():
+    model = zoo_model()
+    batch = zoo_batch(6)
+    image = batch["image"].numpy()
+    image[4] = np.nan                       # a padded example that is not even finite
+    batch["image"] = tf.constant(image)
+    mask = tf.constant([1, 1, 0, 1, 0, 1], tf.float32)
+    loss_fn, _ = loss_fns(model)
+    var_list = model.trainable_variables
+    keep = [0, 1, 3, 5]
+    clean = {k: tf.gather(v, keep) for k, v in batch.items()}
+    want = mechanisms.clipped_sum(0.5, loss_fn, clean, var_list)
+    got = tf.function(lambda b, m: ghost.ghost_clipped_sum(0.5, loss_fn, b, var_list, model,
+                                                           batch_mask=m))(batch, mask)
+    assert all(np.all(np.isfinite(g.numpy())) for g in got)
+    assert _rel(got, want) < 1e-5
+
+
+def test_unmasked_nonfinite_example_poisons_the_sum_like_clip_by_global_norm():
+    model = zoo_model()
+    batch = zoo_batch(3)
+    image = batch["image"].numpy()
+    image[1] = np.inf
+    batch["image"] = tf.constant(image)
+    loss_fn, _ = loss_fns(model)
+    got = ghost.ghost_clipped_sum(1.0, loss_fn, batch, model.trainable_variables, model)
+    assert any(np.isnan(g.numpy()).any() for g in got)
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "full"])
+def test_pose_model_every_method_matches_reference_path(strategy):
+    """The optimizer's update with ghost clipping equals the vectorized one (noise 0)."""
+    model = build_pose_model(TINY, input_size=(64, 48), num_joints=4)
+    freeze_batchnorm(model)
+    apply_strategy(model, strategy)
+    rng = np.random.default_rng(0)
+    n = 3
+
+    def data(seed):
+        r = np.random.default_rng(seed)
+        image = tf.constant(r.normal(size=(n, 64, 48, 3)), tf.float32)
+        return {"image": image, "public_image": 0.5 * image,
+                "target_x": tf.nn.softmax(tf.constant(r.normal(size=(n, 4, 96)), tf.float32)),
+                "target_y": tf.nn.softmax(tf.constant(r.normal(size=(n, 4, 128)), tf.float32)),
+                "target_weight": tf.ones([n, 4])}
+
+    batch, public, s_pub = data(1), data(2), data(3)
+    del rng
+    loss_fn = lambda b: simcc_kl_loss(model(b["image"], training=True), b)  # noqa: E731
+    public_fn = lambda b: simcc_kl_loss(model(b["public_image"], training=True), b)  # noqa: E731
+    var_list = model.trainable_variables
+    for method in ["dpsgd", "pdpsgd", "fdp", "fpdp"]:
+        updates = []
+        for clipping in ["vectorized", "ghost"]:
+            opt = privacy.make_optimizer(method, 0.05, 0.0, 0.1, expected_batch_size=n,
+                                         projection_dim=2, seed=0, clipping=clipping)
+            if opt.method.projected:
+                opt.refresh_subspace(loss_fn, s_pub, var_list)
+            kwargs = {"layers": model} if clipping == "ghost" else {}
+            if opt.method.feature_dp:
+                kwargs.update(public_loss_fn=public_fn, public_batch=public)
+            updates.append(opt.dp_gradients(loss_fn, batch, var_list, **kwargs))
+        assert _rel(updates[1], updates[0]) < 1e-5, (method, strategy)
+
+
+def test_unsupported_layers_and_live_batchnorm_are_refused():
+    inputs = tf.keras.Input((4,))
+    model = tf.keras.Model(inputs, K.Dense(2, activation="tanh", name="fused")(inputs))
+    with pytest.raises(ghost.UnsupportedLayerError, match="fused"):
+        ghost.variable_owners(model, model.trainable_variables)
+
+    inputs = tf.keras.Input((3, 3, 2))
+    model = tf.keras.Model(inputs, K.Conv2DTranspose(2, 2, name="tconv")(inputs))
+    with pytest.raises(ghost.UnsupportedLayerError, match="tconv"):
+        ghost.variable_owners(model, model.trainable_variables)
+
+    inputs = tf.keras.Input((4, 4, 2))
+    model = tf.keras.Model(inputs, tf.reduce_sum(BatchNorm(name="live")(inputs, training=True),
+                                                 axis=[1, 2, 3]))
+    with pytest.raises(ghost.UnsupportedLayerError, match="batch statistics"):
+        ghost.ghost_clipped_sum(1.0, lambda b: model(b, training=True),
+                                tf.ones([2, 4, 4, 2]), model.trainable_variables, model)
+
+    opt = privacy.make_optimizer("dpsgd", 1.0, 0.0, 0.1, expected_batch_size=2, clipping="ghost")
+    with pytest.raises(ValueError, match="layers="):
+        opt.dp_gradients(lambda b: tf.reduce_sum(b, 1), tf.ones([2, 3]), [])
+    with pytest.raises(ValueError, match="clipping"):
+        privacy.make_optimizer("dpsgd", 1.0, 0.0, 0.1, expected_batch_size=2, clipping="magic")
+
+
+def test_recording_leaves_the_layers_as_they_were():
+    model = zoo_model()
+    layer = model.get_layer("head")
+    with ghost.record_calls([layer]) as calls:
+        model(zoo_batch()["image"])
+    assert len(calls[id(layer)]) == 1
+    assert "call" not in vars(layer)
+    model(zoo_batch()["image"])
+    assert len(calls[id(layer)]) == 1
+
+
+def test_unknown_batch_size_uses_the_same_rules():
+    """Traced with a dynamic batch dimension (per-row kernels through tf.map_fn)."""
+    model = zoo_model()
+    batch = zoo_batch(4)
+    loss_fn, _ = loss_fns(model)
+    var_list = model.trainable_variables
+    want = mechanisms.clipped_sum(0.3, loss_fn, batch, var_list)
+    spec = {k: tf.TensorSpec([None] + v.shape[1:], v.dtype) for k, v in batch.items()}
+    fn = tf.function(lambda b: ghost.ghost_clipped_sum(0.3, loss_fn, b, var_list, model),
+                     input_signature=[spec])
+    assert _rel(fn(batch), want) < 1e-5
