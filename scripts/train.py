@@ -50,6 +50,10 @@ flags.DEFINE_enum("accountant", "rdp", ["rdp", "pld"], "Privacy accountant.")
 flags.DEFINE_integer("projection_dim", 50, "k: public subspace dimension (pdpsgd, fpdp).")
 flags.DEFINE_integer("public_examples", 100, "m: size of S_pub, drawn from the private training set.")
 flags.DEFINE_integer("projection_refresh_steps", 1, "R: steps between subspace refreshes.")
+flags.DEFINE_enum("clipping", "ghost", ["ghost", "vectorized"],
+                  "Per-example clipping path: ghost (norms from layer inputs and output gradients, "
+                  "no per-example gradients of the whole model) or vectorized (tf.vectorized_map); "
+                  "same update, different speed and memory.")
 flags.DEFINE_float("public_view", 4.0, "Blur sigma (crop pixels) of the public view psi(x) (fdp, fpdp).")
 # optimisation
 flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Base optimizer.")
@@ -86,7 +90,7 @@ def config_from_flags() -> TrainConfig:
         model=ModelConfig(F.variant, F.strategy, F.norm, F.init_checkpoint, F.backbone_weights),
         privacy=PrivacyConfig(F.method, F.l2_norm_clip, target, F.noise_multiplier, F.delta,
                               F.sampling, F.accountant, F.projection_dim, F.public_examples,
-                              F.projection_refresh_steps, F.public_view),
+                              F.projection_refresh_steps, F.public_view, F.clipping),
         optim=OptimConfig(F.optimizer, F.learning_rate, F.lr_schedule, F.warmup_steps, F.momentum),
         run=RunConfig(F.run_dir, F.epochs, F.pretrain_epochs, F.batch_size, F.pretrain_batch_size,
                       F.max_steps, F.seed, F.checkpoint_every, F.eval_every, F.flip_test,

@@ -305,14 +305,14 @@ class RelativePositionBias(tf.keras.layers.Layer):
         """Per-row gradient of the bias table [B', heads, offsets] (tfdphpe.privacy.ghost).
 
         Each table entry receives the sum of the output gradients at the (query, key) pairs with
-        its offset: one matmul with the constant pair -> offset one-hot matrix.
+        its offset: one segment sum over the pairs (a one-hot matmul would cost N^2 x offsets).
         """
         del logits
         n = self.window_size * self.window_size
-        onehot = tf.one_hot(self._index.reshape(-1), self.num_offsets,
-                            dtype=output_gradient.dtype)                 # [N*N, offsets]
         g = tf.reshape(output_gradient, [-1, self.num_heads, n * n])
-        return [tf.einsum("bhp,po->bho", g, onehot)]
+        per_pair = tf.transpose(g, [2, 0, 1])                                  # [N*N, B', heads]
+        table = tf.math.unsorted_segment_sum(per_pair, self._index.reshape(-1), self.num_offsets)
+        return [tf.transpose(table, [1, 2, 0])]                                 # [B', heads, off]
 
     def get_config(self):
         config = super().get_config()

@@ -83,6 +83,7 @@ class PrivacyConfig:
     public_examples: int = 100              # m = |S_pub|
     projection_refresh_steps: int = 1       # R
     public_view_sigma: float = 4.0          # Gaussian blur sigma (crop pixels) of psi(x) for fdp
+    clipping: str = "ghost"                 # ghost | vectorized: same update, different cost
 
     @property
     def private(self) -> bool:
@@ -90,6 +91,8 @@ class PrivacyConfig:
 
     def validate(self) -> None:
         _check(self.method in METHODS, "method", f"{self.method!r} not in {METHODS}")
+        _check(self.clipping in ("ghost", "vectorized"), "clipping",
+               f"must be ghost or vectorized, got {self.clipping!r}")
         if not self.private:
             return
         _check(self.l2_norm_clip > 0, "l2_norm_clip", "must be > 0")

@@ -286,7 +286,7 @@ class Trainer:
             p.method, l2_norm_clip=p.l2_norm_clip, noise_multiplier=sigma, learning_rate=lr,
             optimizer=c.optim.optimizer, expected_batch_size=b,
             projection_dim=p.projection_dim, refresh_every=p.projection_refresh_steps,
-            **opt_kwargs)
+            clipping=p.clipping if p.private else "vectorized", **opt_kwargs)
         psi = (f"Gaussian blur of the person crop, sigma {p.public_view_sigma:g} px, with its "
                "keypoint labels" if p.method in ("fdp", "fpdp") else None)
         projection = (f"k={p.projection_dim} directions from m={p.public_examples} public "
@@ -376,12 +376,16 @@ class Trainer:
         def loss_fn(batch):
             return simcc_kl_loss(model(batch["image"], training=bn_training), batch)
 
+        # Ghost clipping records the calls of the model's layers inside loss_fn.
+        layers = model if getattr(opt, "clipping", None) == "ghost" else None
+
         def public_loss_fn(batch):
             return simcc_kl_loss(model(batch["public_image"], training=bn_training), batch)
 
         @tf.function(jit_compile=self.jit, reduce_retracing=True)
         def train_step(batch):
-            grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch.get("mask"))
+            grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch.get("mask"),
+                                     layers=layers)
             opt.apply_gradients(zip(grads, var_list))
 
         @tf.function(jit_compile=self.jit, reduce_retracing=True)
@@ -390,7 +394,7 @@ class Trainer:
             # the un-noised grad l(psi(x_j)) over the independently sampled public views.
             grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch["mask"],
                                      public_loss_fn=public_loss_fn, public_batch=views,
-                                     public_batch_mask=views["mask"])
+                                     public_batch_mask=views["mask"], layers=layers)
             opt.apply_gradients(zip(grads, var_list))
 
         @tf.function(reduce_retracing=True)
