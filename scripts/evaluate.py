@@ -3,6 +3,9 @@ r"""Evaluates a trained model, or scores a predictions file from any tool.
     # a run directory (or model.keras) on its data set's validation split
     python scripts/evaluate.py --checkpoint=runs/quickstart --dataset=synthetic \
         --data_dir=data/synthetic/private
+    # an exported TFLite model on the same crops (MPII format, no flip test)
+    python scripts/evaluate.py --tflite=savedmodels/quickstart/1/tflite/pose_int8.tflite \
+        --dataset=synthetic --data_dir=data/synthetic/private
     # a predictions file, no model: MPII (pred.mat / .npy / .json) or COCO (results JSON)
     python scripts/evaluate.py --predictions=pred.mat --one_based --dataset=mpii \
         --annotations=data/mpii/annot/valid.json --head_boxes=data/mpii/annot/gt_valid.mat
@@ -26,6 +29,8 @@ from tfdphpe.evaluation.pckh import table_from_metrics
 
 F = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Run directory (with model.keras) or a .keras file.")
+flags.DEFINE_string("tflite", None, "An exported .tflite model (scripts/export.py) to score on "
+                    "the same validation crops as a Keras model (MPII-format PCKh, no flip test).")
 flags.DEFINE_string("predictions", None, "Predictions file to score instead of a model.")
 flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "mpii", "coco", "custom"], "Data set.")
 flags.DEFINE_string("data_dir", "data/synthetic/private", "Data set root (model mode).")
@@ -40,8 +45,8 @@ flags.DEFINE_string("output", None, "Write the metrics as JSON here.")
 
 def main(argv):
     del argv
-    if bool(F.checkpoint) == bool(F.predictions):
-        raise app.UsageError("give exactly one of --checkpoint and --predictions")
+    if sum(bool(v) for v in (F.checkpoint, F.predictions, F.tflite)) != 1:
+        raise app.UsageError("give exactly one of --checkpoint, --tflite and --predictions")
     if F.predictions:
         if not F.annotations:
             raise app.UsageError("--predictions needs --annotations")
@@ -52,6 +57,9 @@ def main(argv):
             records = read_mpii_json(F.annotations, F.image_dir, head_boxes_file=F.head_boxes,
                                      check_images="none")
             metrics = score_mpii_file(F.predictions, records.records, F.one_based).as_dict()
+    elif F.tflite:
+        from tfdphpe.training.evaluate import evaluate_tflite
+        metrics = evaluate_tflite(F.tflite, F.dataset, F.data_dir, F.max_examples)
     else:
         from tfdphpe.training.evaluate import evaluate_checkpoint
         metrics = evaluate_checkpoint(F.checkpoint, F.dataset, F.data_dir, F.flip_test,

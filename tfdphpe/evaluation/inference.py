@@ -57,9 +57,14 @@ def to_original(keypoints: tf.Tensor, inverse_affine: tf.Tensor) -> tf.Tensor:
 
 def predict_dataset(model: Callable, dataset: tf.data.Dataset, codec: SimCCCodec,
                     flip_pairs: Sequence[Sequence[int]], flip_test: bool = True,
-                    log_every_s: float = 30.0) -> Predictions:
-    """Predicts every (unpadded) element of a batched evaluation dataset."""
-    predict = make_predict_fn(model, codec, flip_pairs, flip_test)
+                    log_every_s: float = 30.0,
+                    predict_fn: Callable | None = None) -> Predictions:
+    """Predicts every (unpadded) element of a batched evaluation dataset.
+
+    ``predict_fn`` (normalised images -> crop keypoints [B,K,2], scores [B,K]) replaces the Keras
+    model, e.g. to score an exported TFLite model on the very same crops.
+    """
+    predict = predict_fn or make_predict_fn(model, codec, flip_pairs, flip_test)
     parts: dict[str, list] = {k: [] for k in Predictions.__dataclass_fields__}
     last = time.time()
     for i, batch in enumerate(dataset):
