@@ -146,6 +146,11 @@ def main(argv):
 
 
 def _bench(strategy, b, entries):
+    # Memory first, one fresh subprocess per entry, while this process holds no model: at batch
+    # 64 one process holds ~12 GB, and parent + child must fit together.
+    peaks = {}
+    if FLAGS.memory:
+        peaks = {e: _peak_mb(f"{strategy}:{e}:{b}") for e in ["model"] + entries}
     model, loss_fn, public_fn, batch, public, views = _setup(strategy, b)
     p = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
     steps, refreshes = {}, {}
@@ -172,10 +177,8 @@ def _bench(strategy, b, entries):
           f"subspace refresh (m={FLAGS.public_examples}): {refresh_s:.2f} s")
     print(f"{'method/clipping':18s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s} "
           f"{'mem ratio':>9s}")
-    peaks = {}
-    if FLAGS.memory:
-        print(f"{'model':18s} {'':>8s} {'':>7s} {_peak_mb(f'{strategy}:model:{b}'):13.0f}")
-        peaks = {e: _peak_mb(f"{strategy}:{e}:{b}") for e in entries}
+    if peaks:
+        print(f"{'model':18s} {'':>8s} {'':>7s} {peaks['model']:13.0f}")
     rows = []
     for entry in entries:
         t = float(np.median(times[entry]))

@@ -8,7 +8,7 @@ from tests.helpers import TINY
 from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 from tfdphpe.models.layers import BatchNorm, LayerNorm, RelativePositionBias
-from tfdphpe.privacy import ghost, mechanisms
+from tfdphpe.privacy import ghost, mechanisms, per_example
 
 K = tf.keras.layers
 
@@ -130,7 +130,6 @@ def test_pose_model_every_method_matches_reference_path(strategy):
     model = build_pose_model(TINY, input_size=(64, 48), num_joints=4)
     freeze_batchnorm(model)
     apply_strategy(model, strategy)
-    rng = np.random.default_rng(0)
     n = 3
 
     def data(seed):
@@ -142,7 +141,6 @@ def test_pose_model_every_method_matches_reference_path(strategy):
                 "target_weight": tf.ones([n, 4])}
 
     batch, public, s_pub = data(1), data(2), data(3)
-    del rng
     loss_fn = lambda b: simcc_kl_loss(model(b["image"], training=True), b)  # noqa: E731
     public_fn = lambda b: simcc_kl_loss(model(b["public_image"], training=True), b)  # noqa: E731
     var_list = model.trainable_variables
@@ -151,9 +149,9 @@ def test_pose_model_every_method_matches_reference_path(strategy):
         for clipping in ["vectorized", "ghost"]:
             opt = privacy.make_optimizer(method, 0.05, 0.0, 0.1, expected_batch_size=n,
                                          projection_dim=2, seed=0, clipping=clipping)
-            if opt.method.projected:
-                opt.refresh_subspace(loss_fn, s_pub, var_list)
             kwargs = {"layers": model} if clipping == "ghost" else {}
+            if opt.method.projected:
+                opt.refresh_subspace(loss_fn, s_pub, var_list, **kwargs)
             if opt.method.feature_dp:
                 kwargs.update(public_loss_fn=public_fn, public_batch=public)
             updates.append(opt.dp_gradients(loss_fn, batch, var_list, **kwargs))
@@ -207,3 +205,15 @@ def test_unknown_batch_size_uses_the_same_rules():
     fn = tf.function(lambda b: ghost.ghost_clipped_sum(0.3, loss_fn, b, var_list, model),
                      input_signature=[spec])
     assert _rel(fn(batch), want) < 1e-5
+
+
+def test_per_example_gradients_equal_the_vectorized_ones():
+    model = zoo_model()
+    batch = zoo_batch(4)
+    loss_fn, _ = loss_fns(model)
+    var_list = model.trainable_variables
+    want = per_example.per_example_gradients(loss_fn, batch, var_list)
+    got = ghost.per_example_gradients(loss_fn, batch, var_list, model)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)

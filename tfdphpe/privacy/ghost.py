@@ -88,14 +88,27 @@ def record_calls(layers: Sequence[tf.keras.layers.Layer]):
 
 def variable_owners(root: tf.keras.layers.Layer,
                     var_list: Variables) -> list[tuple[tf.keras.layers.Layer, list[int]]]:
-    """[(layer, indices into var_list)] for the layers that directly own the variables."""
+    """[(layer, indices into var_list)] for the layers that directly own the variables.
+
+    The rules assume that a variable enters the loss only through its own layer's ``call``. A
+    variable owned by two layers (tied weights) is refused; one read directly by another layer's
+    code would be missed, which the exactness tests of each model guard against.
+    """
     index = {v.ref(): i for i, v in enumerate(var_list)}
-    owners, seen = [], set()
+    owners, seen = [], {}
     for layer in root._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-        own = [index[w.ref()] for w in layer._trainable_weights   # pylint: disable=protected-access
-               if w.ref() in index and w.ref() not in seen]
+        own = []
+        for w in layer._trainable_weights:   # pylint: disable=protected-access
+            if w.ref() not in index:
+                continue
+            if w.ref() in seen and seen[w.ref()] is not layer:
+                raise UnsupportedLayerError(
+                    f"ghost clipping: variable {w.name!r} is shared by layers "
+                    f"{seen[w.ref()].name!r} and {layer.name!r}; use clipping='vectorized'")
+            if w.ref() not in seen:
+                seen[w.ref()] = layer
+                own.append(index[w.ref()])
         if own:
-            seen.update(var_list[i].ref() for i in own)
             owners.append((layer, own))
     missing = [v.name for v in var_list if v.ref() not in seen]
     if missing:
@@ -418,8 +431,33 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
       return_norms: also return the per-example (unclipped) norms [B].
     """
     var_list = list(var_list)
+    works, n, keep = _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
+    sq = tf.zeros([n], tf.float32)
+    for work in works:
+        sq = sq + tf.cast(work.squared_norms(), tf.float32)
+    norms = tf.sqrt(sq)
+    scale = clip_scales(norms, l2_norm_clip)
+    if batch_mask is not None:
+        scale = tf.where(keep, scale, tf.zeros_like(scale))
+        poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
+                                                tf.logical_not(tf.math.is_finite(norms))))
+        for work in works:
+            _guard_padding(work, keep, poisoned)
+    result = [tf.zeros_like(v) for v in var_list]
+    for work in works:
+        for i, s in work.clipped_sums(scale):
+            result[i] = tf.cast(s, var_list[i].dtype)
+    return (result, norms) if return_norms else result
+
+
+def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost):
+    """Forward pass with recorded layer calls, one backward pass to the layer outputs.
+
+    Returns (one _LayerWork per called owner layer, batch size n, keep mask or None).
+    """
     owners = variable_owners(layers, var_list)
     owner_layers = [layer for layer, _ in owners]
+    keep = None
     with record_calls(owner_layers) as calls:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(var_list)
@@ -439,25 +477,29 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
     for layer, own, cs in recorded:
         grads = out_grads[k:k + len(cs)]
         k += len(cs)
-        if not cs:
-            continue     # never called: its gradient is zero
-        works.append(_LayerWork(layer, own, refs, cs, grads, n, ghost))
-    sq = tf.zeros([n], tf.float32)
+        if cs:    # a layer never called has zero gradient
+            works.append(_LayerWork(layer, own, refs, cs, grads, n, ghost))
+    return works, n, keep
+
+
+def per_example_gradients(loss_fn: LossFn, batch: Any, var_list: Variables,
+                          layers: tf.keras.layers.Layer) -> list[tf.Tensor]:
+    """Every example's gradient, [B, *var.shape] per variable, from the same layer rules.
+
+    The same values as ``per_example.per_example_gradients`` (which vectorizes the whole model);
+    used for the public subspace, which needs the gradients themselves, not only their norms.
+    """
+    var_list = list(var_list)
+    works, n, _ = _record(loss_fn, batch, var_list, layers, None, None, ghost=False)
+    result = [None] * len(var_list)
     for work in works:
-        sq = sq + tf.cast(work.squared_norms(), tf.float32)
-    norms = tf.sqrt(sq)
-    scale = clip_scales(norms, l2_norm_clip)
-    if batch_mask is not None:
-        scale = tf.where(keep, scale, tf.zeros_like(scale))
-        poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
-                                                tf.logical_not(tf.math.is_finite(norms))))
-        for work in works:
-            _guard_padding(work, keep, poisoned)
-    result = [tf.zeros_like(v) for v in var_list]
-    for work in works:
-        for i, s in work.clipped_sums(scale):
-            result[i] = tf.cast(s, var_list[i].dtype)
-    return (result, norms) if return_norms else result
+        work.squared_norms()    # forms and keeps the per-example gradients
+        kept = list(work.kept) + ([work.kept_bias] if work.matmul and _has_bias(work.layer)
+                                  else [])
+        for i, j in work.targets:
+            result[i] = tf.reshape(kept[j], tf.concat([[n], var_list[i].shape], 0))
+    return [tf.zeros(tf.concat([[n], v.shape], 0), v.dtype) if r is None else
+            tf.cast(r, v.dtype) for r, v in zip(result, var_list)]
 
 
 def _guard_padding(work: _LayerWork, keep: tf.Tensor, poisoned: tf.Tensor) -> None:

@@ -30,6 +30,7 @@ gradient all-reduce.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, Optional, Sequence
 
 import dp_accounting
@@ -305,21 +306,28 @@ def make_dp_optimizer_class(generic_cls):
 
         # ----------------------------------------------------------------- subspace
         def refresh_subspace(self, loss_fn: LossFn, public_batch: Any,
-                             var_list: Sequence[tf.Variable]):
+                             var_list: Sequence[tf.Variable],
+                             layers: Optional[tf.keras.layers.Layer] = None):
             """Recomputes V from S_pub (public examples only) at the current weights.
 
             Call it in the cross-replica context (outside ``strategy.run``). Eagerly it runs a
             tf.function cached per (loss_fn, var_list): pass the same loss_fn object each time.
+            With clipping="ghost" and ``layers`` (the model), the public per-example gradients
+            come from the ghost path's layer rules instead of tf.vectorized_map.
             """
             if not self._method.projected:
                 raise ValueError(f"method {self._method.value!r} has no public subspace")
             var_list = list(var_list)
             self._subspace.build(var_list)
+            per_example_fn = per_example.per_example_gradients
+            if self._clipping == "ghost" and layers is not None:
+                per_example_fn = functools.partial(_ghost_per_example, layers=layers)
             if not tf.executing_eagerly():
-                return self._subspace.refresh(loss_fn, public_batch, var_list)
-            key = (id(loss_fn), tuple(id(v) for v in var_list))
+                return self._subspace.refresh(loss_fn, public_batch, var_list, per_example_fn)
+            key = (id(loss_fn), tuple(id(v) for v in var_list), id(layers))
             if key not in self._refresh_functions:
-                fn = tf.function(lambda b: self._subspace.refresh(loss_fn, b, var_list))
+                fn = tf.function(lambda b: self._subspace.refresh(loss_fn, b, var_list,
+                                                                  per_example_fn))
                 self._refresh_functions[key] = (loss_fn, var_list, fn)   # keeps loss_fn alive
             return self._refresh_functions[key][2](public_batch)
 
@@ -346,6 +354,10 @@ def make_dp_optimizer_class(generic_cls):
     DPOptimizer.__doc__ = (f"DP optimizer over {generic_cls.__mro__[1].__name__} with vectorized "
                            "per-example gradients; see tfdphpe.privacy.optimizers.")
     return DPOptimizer
+
+
+def _ghost_per_example(loss_fn, batch, var_list, layers):
+    return ghost.per_example_gradients(loss_fn, batch, var_list, layers)
 
 
 def _validate(method: Method, l2_norm_clip, noise_multiplier, expected_batch_size,

@@ -55,8 +55,12 @@ def _split_batch(batch: Any, chunk_size: Optional[int]) -> list[Any]:
 
 def public_gradients(loss_fn: LossFn, public_batch: Any, var_list: Variables,
                      storage_dtype: tf.DType = tf.float32,
-                     chunk_size: Optional[int] = None) -> Tensors:
+                     chunk_size: Optional[int] = None,
+                     per_example_fn=per_example_gradients) -> Tensors:
     """Per-example gradients of the public examples: [m, *var.shape] per variable, storage_dtype.
+
+    ``per_example_fn(loss_fn, batch, var_list)`` forms them (vectorized by default; the
+    optimizer passes the ghost path's layer rules when it clips that way).
 
     Chunks run one after the other (control dependencies), so in graph mode only one chunk's
     activations are alive at a time; they share one traced (vectorized) function.
@@ -64,7 +68,7 @@ def public_gradients(loss_fn: LossFn, public_batch: Any, var_list: Variables,
     var_list = list(var_list)
 
     def chunk_gradients(chunk):
-        return [tf.cast(g, storage_dtype) for g in per_example_gradients(loss_fn, chunk, var_list)]
+        return [tf.cast(g, storage_dtype) for g in per_example_fn(loss_fn, chunk, var_list)]
 
     chunks = _split_batch(public_batch, chunk_size)
     if len(chunks) == 1:
@@ -190,12 +194,13 @@ class PublicSubspace(tf.Module):
             self.rank = tf.Variable(0, trainable=False, name="rank")
             self.refreshes = tf.Variable(0, dtype=tf.int64, trainable=False, name="refreshes")
 
-    def refresh(self, loss_fn: LossFn, public_batch: Any, var_list: Variables) -> tf.Tensor:
+    def refresh(self, loss_fn: LossFn, public_batch: Any, var_list: Variables,
+                per_example_fn=per_example_gradients) -> tf.Tensor:
         """Recomputes V from the public batch alone, at the current weights; returns its rank."""
         var_list = list(var_list)
         self.build(var_list)
         grads = public_gradients(loss_fn, public_batch, var_list, self.storage_dtype,
-                                 self.chunk_size)
+                                 self.chunk_size, per_example_fn)
         basis, values, rank = basis_from_gradients(grads, self.dim, self.storage_dtype)
         updates = [b.assign(n) for b, n in zip(self.basis, basis)]
         updates += [self.eigenvalues.assign(values), self.rank.assign(rank),

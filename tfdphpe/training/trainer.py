@@ -436,7 +436,7 @@ class Trainer:
                          f"epsilon {ledger.target_epsilon}")
                 break
             if public_batch is not None and opt.subspace_due():
-                opt.refresh_subspace(loss_fn, public_batch, var_list)
+                opt.refresh_subspace(loss_fn, public_batch, var_list, layers=layers)
             ledger.record_step()
             if views is None:
                 train_step(batch)
