@@ -321,7 +321,7 @@ def make_dp_optimizer_class(generic_cls):
             self._subspace.build(var_list)
             per_example_fn = per_example.per_example_gradients
             if self._clipping == "ghost" and layers is not None:
-                per_example_fn = functools.partial(_ghost_per_example, layers=layers)
+                per_example_fn = functools.partial(ghost.per_example_gradients, layers=layers)
             if not tf.executing_eagerly():
                 return self._subspace.refresh(loss_fn, public_batch, var_list, per_example_fn)
             key = (id(loss_fn), tuple(id(v) for v in var_list), id(layers))
@@ -354,10 +354,6 @@ def make_dp_optimizer_class(generic_cls):
     DPOptimizer.__doc__ = (f"DP optimizer over {generic_cls.__mro__[1].__name__} with vectorized "
                            "per-example gradients; see tfdphpe.privacy.optimizers.")
     return DPOptimizer
-
-
-def _ghost_per_example(loss_fn, batch, var_list, layers):
-    return ghost.per_example_gradients(loss_fn, batch, var_list, layers)
 
 
 def _validate(method: Method, l2_norm_clip, noise_multiplier, expected_batch_size,
