@@ -224,6 +224,13 @@ class _DepthwiseRule(_Rule):
         return out
 
 
+def _check_last_axis(layer, rank: int) -> None:
+    axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
+    if len(axes) != 1 or axes[0] not in (-1, rank - 1):
+        raise UnsupportedLayerError(f"ghost clipping: {layer.name!r} must normalise only the last "
+                                    f"axis, got axis={layer.axis}")
+
+
 def _affine_rows(layer, xhat, g) -> list[tf.Tensor]:
     axes = list(range(1, g.shape.rank - 1))
     out = []
@@ -242,6 +249,7 @@ class _LayerNormRule(_Rule):
 
     def rows(self, layer, call, g):
         a = tf.cast(call.inputs, tf.float32)
+        _check_last_axis(layer, a.shape.rank)
         mean, var = tf.nn.moments(a, axes=[-1], keepdims=True)
         return _affine_rows(layer, (a - mean) * tf.math.rsqrt(var + layer.epsilon), g)
 
@@ -262,6 +270,7 @@ class _BatchNormRule(_Rule):
                 "(tfdphpe.models.freeze_batchnorm) before private training")
         # gamma_i = sum_t G * (A - mean) * r = r * (sum_t G * A - mean * sum_t G): no xhat map.
         a = tf.cast(call.inputs, tf.float32)
+        _check_last_axis(layer, a.shape.rank)
         axes = list(range(1, g.shape.rank - 1))
         g_sum = tf.reduce_sum(g, axis=axes)
         out = []
