@@ -183,7 +183,7 @@ class _Rule:
     ``layer._trainable_weights`` order (None where the rule prefers the ghost route).
     """
 
-    def check(self, layer):  # pragma: no cover - overridden
+    def check(self, layer):  # layer-level checks before tracing; none by default
         pass
 
     def rows(self, layer, call, g) -> list[tf.Tensor]:
@@ -242,10 +242,7 @@ def _affine_rows(layer, xhat, g) -> list[tf.Tensor]:
 
 
 class _LayerNormRule(_Rule):
-    def check(self, layer):
-        axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
-        if len(axes) != 1:
-            raise UnsupportedLayerError(f"ghost clipping: {layer.name!r} normalises several axes")
+    """The last axis only; checked per call, where the input rank is known."""
 
     def rows(self, layer, call, g):
         a = tf.cast(call.inputs, tf.float32)
@@ -255,10 +252,7 @@ class _LayerNormRule(_Rule):
 
 
 class _BatchNormRule(_Rule):
-    def check(self, layer):
-        axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
-        if len(axes) != 1:
-            raise UnsupportedLayerError(f"ghost clipping: {layer.name!r} normalises several axes")
+    """Frozen statistics and the last axis only; both checked per call."""
 
     def rows(self, layer, call, g):
         frozen = getattr(layer, "frozen_stats", False) or call.training is False or (
