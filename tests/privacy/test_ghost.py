@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import TINY
+from tests.privacy.helpers import losses as loss_fns
 from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 from tfdphpe.models.layers import BatchNorm, LayerNorm, RelativePositionBias
@@ -44,16 +45,6 @@ def zoo_batch(n=5, seed=1):
     image = rng.normal(size=(n, 9, 8, 2)).astype(np.float32) * 2
     return {"image": tf.constant(image), "public_image": tf.constant(0.5 * image + 0.1),
             "target": tf.constant(rng.normal(size=(n, 3)).astype(np.float32))}
-
-
-def loss_fns(model):
-    def loss_fn(b):
-        return tf.reduce_sum(tf.square(model(b["image"]) - b["target"]), axis=1)
-
-    def public_loss_fn(b):
-        return tf.reduce_sum(tf.square(model(b["public_image"]) - b["target"]), axis=1)
-
-    return loss_fn, public_loss_fn
 
 
 def _set_bn_stats(model):

@@ -196,6 +196,8 @@ class _DenseRule(_Rule):
 
 
 class _ConvRule(_Rule):
+    filter_gradient = staticmethod(tf.raw_ops.Conv2DBackpropFilter)
+
     def check(self, layer):
         _check_conv(layer)
         if getattr(layer, "groups", 1) != 1:
@@ -203,25 +205,20 @@ class _ConvRule(_Rule):
 
     def rows(self, layer, call, g):
         a = tf.convert_to_tensor(call.inputs)
-        out = [_filter_gradient(tf.raw_ops.Conv2DBackpropFilter, layer, a, g)]
+        out = [_filter_gradient(self.filter_gradient, layer, a, g)]
         if layer.use_bias:
             out.append(tf.reduce_sum(g, axis=[1, 2]))
         return out
 
 
-class _DepthwiseRule(_Rule):
+class _DepthwiseRule(_ConvRule):
+    filter_gradient = staticmethod(tf.raw_ops.DepthwiseConv2dNativeBackpropFilter)
+
     def check(self, layer):
         _check_conv(layer)
         if layer.depth_multiplier != 1:
             raise UnsupportedLayerError(f"ghost clipping: {layer.name!r} has depth_multiplier "
                                         f"{layer.depth_multiplier} (only 1 is supported)")
-
-    def rows(self, layer, call, g):
-        a = tf.convert_to_tensor(call.inputs)
-        out = [_filter_gradient(tf.raw_ops.DepthwiseConv2dNativeBackpropFilter, layer, a, g)]
-        if layer.use_bias:
-            out.append(tf.reduce_sum(g, axis=[1, 2]))
-        return out
 
 
 def _check_last_axis(layer, rank: int) -> None:
