@@ -39,12 +39,13 @@ def _model_pipeline(model, config) -> PipelineConfig:
 
 
 def predict_records(model, records, joint_set, pipeline: PipelineConfig,
-                    flip_test: bool = True):
-    """Predictions (original image pixels) of ``model`` for records, in evaluation crops."""
+                    flip_test: bool = True, predict_fn=None):
+    """Predictions (original image pixels) of ``model`` (or ``predict_fn``) for records."""
     ds = build_dataset(records, pipeline,
                        BatchConfig("sequential", batch_size=16, pad_final_batch=True),
                        joint_set=joint_set)
-    return predict_dataset(model, ds.dataset, ds.codec, joint_set.flip_pairs, flip_test)
+    return predict_dataset(model, ds.dataset, ds.codec, joint_set.flip_pairs, flip_test,
+                           predict_fn=predict_fn)
 
 
 def predict_run(checkpoint: str, records, joint_set, flip_test: bool = True):
@@ -80,11 +81,9 @@ def evaluate_tflite(model_file: str, dataset: str, data_dir: str, max_examples: 
     predict, size = tflite_predict_fn(model_file)
     val = load_split(dataset, data_dir, "val", fmt="mpii")
     records = list(val.records)[:max_examples] if max_examples else val
-    ds = build_dataset(records, PipelineConfig(input_size=size, sigma=sigma),
-                       BatchConfig("sequential", batch_size=16, pad_final_batch=True),
-                       joint_set=val.joint_set)
-    preds = predict_dataset(None, ds.dataset, ds.codec, val.joint_set.flip_pairs,
-                            flip_test=False, predict_fn=predict)
+    preds = predict_records(None, records, val.joint_set,
+                            PipelineConfig(input_size=size, sigma=sigma), flip_test=False,
+                            predict_fn=predict)
     return score(preds, "pckh")
 
 

@@ -377,7 +377,7 @@ class Trainer:
             return simcc_kl_loss(model(batch["image"], training=bn_training), batch)
 
         # Ghost clipping records the calls of the model's layers inside loss_fn.
-        layers = model if getattr(opt, "clipping", None) == "ghost" else None
+        layers = model if opt.clipping == "ghost" else None
 
         def public_loss_fn(batch):
             return simcc_kl_loss(model(batch["public_image"], training=bn_training), batch)
