@@ -10,10 +10,16 @@ norms from layer inputs and output gradients, tfdphpe.privacy.ghost), dp_gradien
 apply_gradients inside one tf.function; same model, batch and input; rounds interleave the entries
 so drift on a shared machine hits all alike; and the subspace refresh. Peak memory is measured per
 entry in a fresh subprocess each (--memory, peak resident set VmHWM); "model" is building the model
-and one forward pass, the floor under every other figure.
+and one forward pass, the floor under every other figure. Peak RSS also holds the traced graphs
+and the allocator's slack, and varies by several percent from run to run; --tensor_memory adds
+a second fresh subprocess per entry with TensorFlow's BFC allocator on the CPU
+(TF_CPU_ALLOCATOR_USE_BFC), which reports the peak bytes of live tensors during the training steps
+(weights, optimizer slots, the batch, activations, per-example work): the figure that scales with
+the batch and that a GPU's memory must hold.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -38,6 +44,8 @@ flags.DEFINE_integer("subspace_chunk_size", 10, "Public examples per vectorized 
 flags.DEFINE_string("subspace_dtype", "float32", "Storage dtype of V.")
 flags.DEFINE_bool("stock", False, "Also time TF-Privacy's stock dpsgd path (slow).")
 flags.DEFINE_bool("memory", True, "Measure peak memory per method in subprocesses.")
+flags.DEFINE_bool("tensor_memory", True, "With --memory, also measure peak tensor bytes per "
+                  "method (BFC allocator, one more subprocess per entry).")
 flags.DEFINE_string("worker", None, "Internal: 'strategy:entry:batch' to run once for memory.")
 FLAGS = flags.FLAGS
 
@@ -107,23 +115,34 @@ def _worker(spec):
     strategy, entry, b = spec.split(":")
     model, loss_fn, public_fn, batch, public, views = _setup(strategy, int(b))
     model(batch["image"][:1], training=False)
+    bfc = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true"
     if entry != "model":
         step, _ = _method_step(entry, model, loss_fn, public_fn, public, views, int(b))
+        if bfc:   # from here: weights, V, the batch, then the steps' slots and temporaries
+            tf.config.experimental.reset_memory_stats("CPU:0")
         step(batch)
         step(batch)
+    if bfc:
+        peak = tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
+        print(json.dumps({"peak_mb": peak}))
+        return
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent through exec.
     with open("/proc/self/status") as status:
         kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    print(json.dumps({"peak_rss_mb": kib / 1024}))
+    print(json.dumps({"peak_mb": kib / 1024}))
 
 
-def _peak_mb(spec):
+def _peak_mb(spec, tensors=False):
+    """Peak RSS (or, with ``tensors``, peak live-tensor bytes) of one entry, in MiB."""
     args = [a for a in sys.argv[1:] if not a.startswith("--worker")]
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if tensors else "false")
     out = subprocess.run([sys.executable, __file__, f"--worker={spec}"] + args,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     if out.returncode != 0:
+        print(f"  memory worker {spec} failed (exit {out.returncode}): "
+              f"{out.stderr.strip().splitlines()[-1:]}", flush=True)
         return float("nan")
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
 def main(argv):
@@ -139,18 +158,21 @@ def main(argv):
     for strategy in FLAGS.strategies:
         for b in (int(v) for v in FLAGS.batch_sizes):
             summary.extend(_bench(strategy, b, entries))
-    print("\n| strategy | batch | method/clipping | step ratio | peak memory ratio |")
-    print("|---|---|---|---|---|")
-    for strategy, b, entry, ratio, mem in summary:
-        print(f"| {strategy} | {b} | {entry} | {ratio:.2f} | {mem:.2f} |")
+    print("\n| strategy | batch | method/clipping | step ratio | peak RSS ratio | "
+          "peak tensor ratio |")
+    print("|---|---|---|---|---|---|")
+    for strategy, b, entry, ratio, mem, tensor in summary:
+        print(f"| {strategy} | {b} | {entry} | {ratio:.2f} | {mem:.2f} | {tensor:.2f} |")
 
 
 def _bench(strategy, b, entries):
     # Memory first, one fresh subprocess per entry, while this process holds no model: at batch
     # 64 one process holds ~12 GB, and parent + child must fit together.
-    peaks = {}
+    peaks, tensor_peaks = {}, {}
     if FLAGS.memory:
         peaks = {e: _peak_mb(f"{strategy}:{e}:{b}") for e in ["model"] + entries}
+        if FLAGS.tensor_memory:
+            tensor_peaks = {e: _peak_mb(f"{strategy}:{e}:{b}", tensors=True) for e in entries}
     model, loss_fn, public_fn, batch, public, views = _setup(strategy, b)
     p = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
     steps, refreshes = {}, {}
@@ -176,7 +198,7 @@ def _bench(strategy, b, entries):
           f"{p * FLAGS.projection_dim * size / 2**20:.0f} MiB; "
           f"subspace refresh (m={FLAGS.public_examples}): {refresh_s:.2f} s")
     print(f"{'method/clipping':18s} {'s/step':>8s} {'ratio':>7s} {'peak RSS MiB':>13s} "
-          f"{'mem ratio':>9s}")
+          f"{'mem ratio':>9s} {'tensor MiB':>10s} {'ratio':>6s}")
     if peaks:
         print(f"{'model':18s} {'':>8s} {'':>7s} {peaks['model']:13.0f}")
     rows = []
@@ -184,8 +206,11 @@ def _bench(strategy, b, entries):
         t = float(np.median(times[entry]))
         peak = peaks.get(entry, float("nan"))
         mem = peak / peaks["none"] if peaks else float("nan")
-        print(f"{entry:18s} {t:8.3f} {t / base:7.2f} {peak:13.0f} {mem:9.2f}", flush=True)
-        rows.append((strategy, b, entry, t / base, mem))
+        tensor = tensor_peaks.get(entry, float("nan"))
+        tensor_ratio = tensor / tensor_peaks["none"] if tensor_peaks else float("nan")
+        print(f"{entry:18s} {t:8.3f} {t / base:7.2f} {peak:13.0f} {mem:9.2f} {tensor:10.0f} "
+              f"{tensor_ratio:6.2f}", flush=True)
+        rows.append((strategy, b, entry, t / base, mem, tensor_ratio))
     return rows
 
 

@@ -208,3 +208,31 @@ def test_per_example_gradients_equal_the_vectorized_ones():
     for g, w in zip(got, want):
         assert g.shape == w.shape
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_linear_custom_rule_runs_on_per_example_sums_of_its_rows():
+    """The bias table (called on 2 windows per example) sees one row per example, no inputs."""
+    model = zoo_model()
+    batch = zoo_batch(4)
+    loss_fn, _ = loss_fns(model)
+    var_list = model.trainable_variables
+    table = model.get_layer("rel_bias")
+    assert table.per_example_gradients_linear
+    seen = []
+    original = table.per_example_gradients
+
+    def spy(inputs, output_gradient):
+        seen.append((inputs, output_gradient.shape[0]))
+        return original(inputs, output_gradient)
+
+    object.__setattr__(table, "per_example_gradients", spy)
+    try:
+        got = ghost.per_example_gradients(loss_fn, batch, var_list, model)
+    finally:
+        object.__delattr__(table, "per_example_gradients")
+    assert seen == [(None, 4)]          # 4 examples, not 8 window rows
+    want = per_example.per_example_gradients(loss_fn, batch, var_list)
+    index = [i for i, v in enumerate(var_list) if "attention_biases" in v.name]
+    assert len(index) == 1
+    np.testing.assert_allclose(got[index[0]].numpy(), want[index[0]].numpy(), rtol=1e-4,
+                               atol=1e-6)

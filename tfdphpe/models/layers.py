@@ -301,18 +301,23 @@ class RelativePositionBias(tf.keras.layers.Layer):
     def call(self, logits):
         return logits + tf.cast(self.bias(), logits.dtype)[None]
 
+    # The table's gradient is linear in the output gradient and never reads the logits, so the
+    # ghost engine may sum each example's windows before calling per_example_gradients.
+    per_example_gradients_linear = True
+
     def per_example_gradients(self, logits, output_gradient):
-        """Per-row gradient of the bias table [B', heads, offsets] (tfdphpe.privacy.ghost).
+        """Per-row gradient of the bias table [rows, heads, offsets] (tfdphpe.privacy.ghost).
 
         Each table entry receives the sum of the output gradients at the (query, key) pairs with
         its offset: one segment sum over the pairs (a one-hot matmul would cost N^2 x offsets).
+        ``logits`` is not read (see ``per_example_gradients_linear``).
         """
         del logits
         n = self.window_size * self.window_size
         g = tf.reshape(output_gradient, [-1, self.num_heads, n * n])
-        per_pair = tf.transpose(g, [2, 0, 1])                                  # [N*N, B', heads]
+        per_pair = tf.transpose(g, [2, 0, 1])                                # [N*N, rows, heads]
         table = tf.math.unsorted_segment_sum(per_pair, self._index.reshape(-1), self.num_offsets)
-        return [tf.transpose(table, [1, 2, 0])]                                 # [B', heads, off]
+        return [tf.transpose(table, [1, 2, 0])]                               # [rows, heads, off]
 
     def get_config(self):
         config = super().get_config()

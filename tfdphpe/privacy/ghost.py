@@ -13,7 +13,9 @@ of G is example i's own dl_i/dZ, and example i's gradient for that layer is a sm
     Norms       gamma_i = sum_t xhat_i * G_i,  beta_i = sum_t G_i  (xhat recomputed from A_i;
                 BatchNorm only with frozen statistics, where xhat_i depends on A_i alone)
     custom      a layer may define ``per_example_gradients(inputs, output_gradient)`` returning
-                per-row gradients of its own trainable weights (the attention-bias table does)
+                per-row gradients of its own trainable weights (the attention-bias table does);
+                with ``per_example_gradients_linear = True`` (linear in the output gradient, the
+                inputs unread) it is called once per example on the sum of that example's rows
 
 Per-example squared norms add up over layers, giving the clip factors s_i = C / max(||g_i||, C)
 exactly as ``tf.clip_by_global_norm`` would; the clipped sum sum_i s_i g_i then needs no second
@@ -294,6 +296,11 @@ class _CustomRule(_Rule):
         return list(layer.per_example_gradients(call.inputs, g))
 
 
+def _linear_in_output(layer) -> bool:
+    """True for a custom rule that may be applied to per-example sums of output-gradient rows."""
+    return bool(getattr(layer, "per_example_gradients_linear", False))
+
+
 def _rule_for(layer) -> _Rule:
     if hasattr(layer, "per_example_gradients"):
         return _CustomRule()
@@ -348,6 +355,9 @@ class _LayerWork:
             return self._matmul_norms()
         per_var = None
         for call, g in self.calls:
+            if _linear_in_output(self.layer):
+                # Sum each example's rows (windows) first: the rule then runs on n rows, not B'.
+                call, g = _Call(None, call.outputs, call.training), _fold(g, self.n)
             rows = self._rule_rows(call, g)
             per_var = rows if per_var is None else [p + r for p, r in zip(per_var, rows)]
         self.kept = [_fold(r, self.n) for r in per_var]
