@@ -1,5 +1,7 @@
 """Ghost clipping (tfdphpe.privacy.ghost) against the vectorized per-example path."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -53,6 +55,28 @@ def _set_bn_stats(model):
             layer.moving_mean.assign(tf.random.normal(layer.moving_mean.shape))
             layer.moving_variance.assign(tf.random.uniform(layer.moving_variance.shape, 0.5, 2))
             layer.gamma.assign(tf.random.normal(layer.gamma.shape))
+
+
+def conv_norm_model(seed=0):
+    """Convolutions feeding frozen BatchNorms: conv with bias, depthwise, 1x1, and one whose
+    output is also read by a skip connection (which must not be fused)."""
+    tf.keras.utils.set_random_seed(seed)
+    image = tf.keras.Input((6, 5, 3))
+    x = BatchNorm(frozen_stats=True, name="bn_conv")(K.Conv2D(4, 3, padding="same",
+                                                             name="conv_bias")(image))
+    x = K.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(tf.nn.gelu(x))
+    x = BatchNorm(frozen_stats=True, name="bn_dw")(x)
+    x = K.Conv2D(6, 1, use_bias=False, name="pw")(tf.nn.gelu(x))
+    x = BatchNorm(frozen_stats=True, name="bn_pw")(x)
+    shared = K.Conv2D(3, 1, name="shared")(tf.nn.gelu(x))
+    y = BatchNorm(frozen_stats=True, name="bn_shared")(shared) + 0.5 * shared
+    return tf.keras.Model(image, K.Dense(3, name="head")(tf.reshape(y, [-1, 6 * 5 * 3])))
+
+
+def conv_norm_batch(n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    return {"image": tf.constant(rng.normal(size=(n, 6, 5, 3)).astype(np.float32)),
+            "target": tf.constant(rng.normal(size=(n, 3)).astype(np.float32))}
 
 
 def _rel(a, b):
@@ -117,7 +141,7 @@ def test_unmasked_nonfinite_example_poisons_the_sum_like_clip_by_global_norm():
 
 @pytest.mark.parametrize("strategy", ["finetune", "full"])
 def test_pose_model_every_method_matches_reference_path(strategy):
-    """The optimizer's update with ghost clipping equals the vectorized one (noise 0)."""
+    """The optimizer's update with ghost clipping (traced) equals the vectorized one (noise 0)."""
     model = build_pose_model(TINY, input_size=(64, 48), num_joints=4)
     freeze_batchnorm(model)
     apply_strategy(model, strategy)
@@ -145,7 +169,10 @@ def test_pose_model_every_method_matches_reference_path(strategy):
                 opt.refresh_subspace(loss_fn, s_pub, var_list, **kwargs)
             if opt.method.feature_dp:
                 kwargs.update(public_loss_fn=public_fn, public_batch=public)
-            updates.append(opt.dp_gradients(loss_fn, batch, var_list, **kwargs))
+            step = functools.partial(opt.dp_gradients, loss_fn, var_list=var_list, **kwargs)
+            if clipping == "ghost" and method in ("dpsgd", "fdp"):
+                step = tf.function(step)   # traced: ConvNorm pairs fused (fdp: two calls each)
+            updates.append(step(batch))
         assert _rel(updates[1], updates[0]) < 1e-5, (method, strategy)
 
 
@@ -236,3 +263,47 @@ def test_linear_custom_rule_runs_on_per_example_sums_of_its_rows():
     assert len(index) == 1
     np.testing.assert_allclose(got[index[0]].numpy(), want[index[0]].numpy(), rtol=1e-4,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("ghost_mode", [None, True])
+def test_conv_feeding_only_a_frozen_batchnorm_is_fused_and_exact(ghost_mode, monkeypatch):
+    """Traced: the pairs are found on the graph; a shared conv output and a ghost 1x1 are not."""
+    model = conv_norm_model()
+    _set_bn_stats(model)
+    model.get_layer("bn_dw").gamma.assign([0.0, 1.5, 0.0, -2.0])    # zero gammas, as TinyViT's
+    batch = conv_norm_batch()
+    loss_fn, _ = loss_fns(model)
+    fused = []
+
+    class Spy(ghost._ConvNormWork):      # pylint: disable=protected-access
+        def __init__(self, conv, norm, *args):
+            fused.append((conv.name, norm.name))
+            super().__init__(conv, norm, *args)
+
+    monkeypatch.setattr(ghost, "_ConvNormWork", Spy)
+    pairs = [("conv_bias", "bn_conv"), ("dw", "bn_dw")] + (
+        [("pw", "bn_pw")] if ghost_mode is None else [])      # ghost=True: the 1x1 stays ghost
+    every = model.trainable_variables
+    # A strict subset too: the norm counts only var_list, not every weight of a fused layer.
+    left_out = ("conv_bias/bias", "bn_dw/beta", "head/bias", "shared/kernel")   # fused and not
+    subset = [v for v in every if not any(s in v.name for s in left_out)]
+    assert len(subset) == len(every) - len(left_out)
+    for var_list in (every, subset):
+        fused.clear()
+        want = mechanisms.clipped_sum(0.4, loss_fn, batch, var_list)
+        got = tf.function(lambda b, v=var_list: ghost.ghost_clipped_sum(
+            0.4, loss_fn, b, v, model, ghost=ghost_mode))(batch)
+        assert sorted(fused) == sorted(pairs)
+        assert _rel(got, want) < 1e-5
+
+    fused.clear()
+    want = per_example.per_example_gradients(loss_fn, batch, every)
+    got = tf.function(lambda b: ghost.per_example_gradients(loss_fn, b, every, model))(batch)
+    assert sorted(fused) == sorted([("conv_bias", "bn_conv"), ("dw", "bn_dw"), ("pw", "bn_pw")])
+    for g, w, v in zip(got, want, every):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5, err_msg=v.name)
+
+    fused.clear()           # eagerly there is no graph to check: nothing is fused, same result
+    assert _rel(ghost.ghost_clipped_sum(0.4, loss_fn, batch, every, model),
+                mechanisms.clipped_sum(0.4, loss_fn, batch, every)) < 1e-5
+    assert fused == []

@@ -29,6 +29,10 @@ either from the ghost identity ||A_i^T G_i||^2 = sum_{t,u} (A_i A_i^T)_{tu} (G_i
 din dout), whichever is cheaper for its shapes (Bu et al. 2022, "mixed ghost clipping"). Conv and
 norm layers form their per-example gradients: their kernels are small.
 
+Conv + frozen BatchNorm: when only the BatchNorm reads a convolution's output (checked on the
+traced graph), both layers come from one filter gradient against the BatchNorm's output gradient
+(``_ConvNormWork``), with no pass over the feature map for gamma.
+
 Layers called by windows (attention on B * nW windows) have B' = B * nW rows, example-major; rows
 are folded back to examples by summing groups of B'/B consecutive rows. A layer called more than
 once in the loss (Feature DP's l(x) - l(psi(x))) gets the sum of its calls' contributions.
@@ -58,10 +62,18 @@ class UnsupportedLayerError(ValueError):
 
 # --------------------------------------------------------------------------- recording
 class _Call:
-    __slots__ = ("inputs", "outputs", "training")
+    """One recorded call; ``ops``: names of the graph ops it created (BatchNorm, traced only)."""
+    __slots__ = ("inputs", "outputs", "training", "ops")
 
-    def __init__(self, inputs, outputs, training):
-        self.inputs, self.outputs, self.training = inputs, outputs, training
+    def __init__(self, inputs, outputs, training, ops=None):
+        self.inputs, self.outputs, self.training, self.ops = inputs, outputs, training, ops
+
+
+def _graph_ops():
+    """The ops of the graph being traced, in creation order (None when executing eagerly)."""
+    if tf.executing_eagerly():
+        return None
+    return tf.compat.v1.get_default_graph().get_operations()
 
 
 @contextlib.contextmanager
@@ -72,12 +84,18 @@ def record_calls(layers: Sequence[tf.keras.layers.Layer]):
     try:
         for layer in layers:
             original = layer.call
+            track = isinstance(layer, tf.keras.layers.BatchNormalization)
 
             @functools.wraps(original)
-            def wrapper(*args, __original=original, __log=calls[id(layer)], **kwargs):
+            def wrapper(*args, __original=original, __log=calls[id(layer)], __track=track,
+                        **kwargs):
+                before = _graph_ops() if __track else None
                 outputs = __original(*args, **kwargs)
+                ops = None
+                if before is not None:
+                    ops = frozenset(op.name for op in _graph_ops()[len(before):])
                 __log.append(_Call(args[0] if args else kwargs.get("inputs"), outputs,
-                                   kwargs.get("training")))
+                                   kwargs.get("training"), ops))
                 return outputs
 
             object.__setattr__(layer, "call", wrapper)   # past Keras' attribute tracking
@@ -223,9 +241,13 @@ class _DepthwiseRule(_ConvRule):
                                         f"{layer.depth_multiplier} (only 1 is supported)")
 
 
-def _check_last_axis(layer, rank: int) -> None:
+def _last_axis_only(layer, rank: int) -> bool:
     axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
-    if len(axes) != 1 or axes[0] not in (-1, rank - 1):
+    return len(axes) == 1 and axes[0] in (-1, rank - 1)
+
+
+def _check_last_axis(layer, rank: int) -> None:
+    if not _last_axis_only(layer, rank):
         raise UnsupportedLayerError(f"ghost clipping: {layer.name!r} must normalise only the last "
                                     f"axis, got axis={layer.axis}")
 
@@ -250,13 +272,17 @@ class _LayerNormRule(_Rule):
         return _affine_rows(layer, (a - mean) * tf.math.rsqrt(var + layer.epsilon), g)
 
 
+def _frozen(layer, call) -> bool:
+    """A BatchNorm call that normalises with its moving statistics."""
+    return bool(getattr(layer, "frozen_stats", False) or call.training is False
+                or not layer.trainable)
+
+
 class _BatchNormRule(_Rule):
     """Frozen statistics and the last axis only; both checked per call."""
 
     def rows(self, layer, call, g):
-        frozen = getattr(layer, "frozen_stats", False) or call.training is False or (
-            not layer.trainable)
-        if not frozen:
+        if not _frozen(layer, call):
             raise UnsupportedLayerError(
                 f"ghost clipping: BatchNorm {layer.name!r} normalises with batch statistics, which "
                 "mix examples (and must never be learnt from private data): freeze its statistics "
@@ -324,6 +350,11 @@ def _rule_for(layer) -> _Rule:
         "per_example_gradients(inputs, output_gradient) method; or use clipping='vectorized'")
 
 
+def _outer_sums(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
+    """[n, T, din], [n, T, dout] -> [n, din, dout]: every example's A_i^T G_i."""
+    return tf.matmul(a, g, transpose_a=True)
+
+
 def _is_pointwise(layer) -> bool:
     return (isinstance(layer, tf.keras.layers.Conv2D)
             and not isinstance(layer, tf.keras.layers.DepthwiseConv2D)
@@ -361,7 +392,11 @@ class _LayerWork:
             rows = self._rule_rows(call, g)
             per_var = rows if per_var is None else [p + r for p, r in zip(per_var, rows)]
         self.kept = [_fold(r, self.n) for r in per_var]
-        return tf.add_n([_sq(k) for k in self.kept])
+        return self._targeted_norms()
+
+    def _targeted_norms(self) -> tf.Tensor:
+        """Squared norms over the weights in var_list (a layer may own others that stay fixed)."""
+        return tf.add_n([_sq(self.kept[j]) for _, j in self.targets])
 
     def _rule_rows(self, call, g):
         rows = _rule_for(self.layer).rows(self.layer, call, g)
@@ -372,19 +407,22 @@ class _LayerWork:
 
     def _matmul_norms(self) -> tf.Tensor:
         a, g = self.a, self.g
+        counted = {j for _, j in self.targets}      # 0: kernel, 1: bias
+        terms = []
         if self.ghost:
-            aa = tf.matmul(a, a, transpose_b=True)
-            gg = tf.matmul(g, g, transpose_b=True)
-            total = tf.einsum("btu,btu->b", aa, gg)
+            if 0 in counted:
+                aa = tf.matmul(a, a, transpose_b=True)
+                gg = tf.matmul(g, g, transpose_b=True)
+                terms.append(tf.einsum("btu,btu->b", aa, gg))
         else:
-            kernel = tf.matmul(a, g, transpose_a=True)          # [n, din, dout]
-            self.kept = [kernel]
-            total = _sq(kernel)
+            self.kept = [_outer_sums(a, g)]
+            if 0 in counted:
+                terms.append(_sq(self.kept[0]))
         if _has_bias(self.layer):
-            bias = tf.reduce_sum(g, axis=1)
-            self.kept_bias = bias
-            total = total + _sq(bias)
-        return total
+            self.kept_bias = tf.reduce_sum(g, axis=1)
+            if 1 in counted:
+                terms.append(_sq(self.kept_bias))
+        return tf.add_n(terms)
 
     def clipped_sums(self, scale: tf.Tensor) -> list[tuple[int, tf.Tensor]]:
         """[(index in var_list, sum_i scale_i g_i)] for this layer's variables."""
@@ -402,6 +440,100 @@ class _LayerWork:
         else:
             sums = [tf.tensordot(scale, k, axes=1) for k in self.kept]
         return [(i, tf.reshape(sums[j], self.weights[j].shape)) for i, j in self.targets]
+
+
+class _ConvNormWork(_LayerWork):
+    """A convolution whose output only a frozen BatchNorm reads: both layers from one kernel.
+
+    The BatchNorm is y = gamma * r * (z - mean) + beta per channel (r = 1 / sqrt(var + eps)), so
+    with G = dL/dy the convolution's output gradient is dL/dz = G * gamma * r. Let K_i be the
+    filter gradient of example i's input A_i against G_i (the conv rule's kernel, fed G instead of
+    dL/dz). Then, per output channel c:
+
+        conv kernel_i = K_i * gamma * r            conv bias_i = sum_s G_i * gamma * r
+        gamma_i = sum_s G_i (z_i - mean) r = r * (<W, K_i>_c + b * sum_s G_i - mean * sum_s G_i)
+        beta_i  = sum_s G_i
+
+    using sum_s G_i z_i = <W, K_i>_c + b_c sum_s G_i (z is linear in W and b). The BatchNorm
+    rule's pass over the map (G * A, the largest elementwise work of the step on conv stages)
+    becomes a sum of G alone plus work on kernel-sized tensors. Nothing is divided by gamma
+    (TinyViT starts some at 0).
+    """
+
+    def __init__(self, conv, norm, own: list[int], var_refs: list, inputs: list[tf.Tensor],
+                 grads: list[tf.Tensor], n: tf.Tensor):
+        self.layer, self.norm, self.n = conv, norm, n
+        self.weights = (list(conv._trainable_weights)            # pylint: disable=protected-access
+                        + list(norm._trainable_weights))         # pylint: disable=protected-access
+        position = {w.ref(): j for j, w in enumerate(self.weights)}
+        self.targets = [(i, position[var_refs[i]]) for i in own]
+        self.inputs, self.grads = inputs, grads
+        self.matmul, self.ghost, self.kept = False, False, None
+
+    def squared_norms(self) -> tf.Tensor:
+        conv, norm, n = self.layer, self.norm, self.n
+        if _is_pointwise(conv):
+            a = tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in self.inputs], 1)
+            g = tf.concat([_tokens(gg, n) for gg in self.grads], 1)
+            k = _outer_sums(a, g)
+            g_sum = tf.reduce_sum(g, axis=1)
+        else:
+            op = _rule_for(conv).filter_gradient
+            k = _fold(tf.add_n([_filter_gradient(op, conv, tf.convert_to_tensor(x), gg)
+                                for x, gg in zip(self.inputs, self.grads)]), n)
+            g_sum = _fold(tf.add_n([tf.reduce_sum(gg, axis=[1, 2]) for gg in self.grads]), n)
+        kernel = (conv.depthwise_kernel if isinstance(conv, tf.keras.layers.DepthwiseConv2D)
+                  else conv.kernel)
+        channels = norm.moving_mean.shape[0]
+        # Output channel last: conv [kh*kw*cin, cout]; depthwise (multiplier 1) [kh*kw, C].
+        k = tf.reshape(tf.cast(k, tf.float32), tf.stack([n, -1, channels]))
+        g_sum = tf.cast(g_sum, tf.float32)
+        r = tf.math.rsqrt(norm.moving_variance + norm.epsilon)
+        gamma_r = r * norm.gamma if norm.scale else r
+        per = {kernel.ref(): tf.reshape(k * gamma_r, tf.concat([[n], kernel.shape], 0))}
+        if conv.use_bias:
+            per[conv.bias.ref()] = g_sum * gamma_r
+        if norm.scale:
+            g_dot_z = tf.einsum("npc,pc->nc", k, tf.reshape(tf.cast(kernel, tf.float32),
+                                                            [-1, channels]))
+            if conv.use_bias:
+                g_dot_z += tf.cast(conv.bias, tf.float32) * g_sum
+            per[norm.gamma.ref()] = r * (g_dot_z - norm.moving_mean * g_sum)
+        if norm.center:
+            per[norm.beta.ref()] = g_sum
+        self.kept = [per[w.ref()] for w in self.weights]
+        return self._targeted_norms()
+
+
+def _conv_norm_pairs(recorded) -> dict[int, int]:
+    """{index in ``recorded`` of a frozen BatchNorm: index of the convolution feeding it}.
+
+    Checked on the traced graph before the backward pass adds readers: every call of the
+    BatchNorm reads the output of a call of the same convolution, as many calls each, and the
+    only ops reading that output are ops the BatchNorm call created (so dL/dz is gamma * r * G
+    exactly). Executing eagerly there is no graph to check and nothing is paired.
+    """
+    convs = (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
+    producer = {}
+    for r, (layer, _, cs) in enumerate(recorded):
+        if isinstance(layer, convs):
+            for c in cs:
+                producer[id(c.outputs)] = r
+    pairs = {}
+    for r, (layer, _, cs) in enumerate(recorded):
+        if not isinstance(layer, tf.keras.layers.BatchNormalization) or not cs:
+            continue
+        sources = {producer.get(id(c.inputs)) for c in cs}
+        if len(sources) != 1 or None in sources:
+            continue
+        conv = sources.pop()
+        if len(recorded[conv][2]) != len(cs):
+            continue
+        if all(c.ops is not None and _frozen(layer, c) and tf.is_tensor(c.inputs)
+               and _last_axis_only(layer, c.inputs.shape.rank)
+               and all(op.name in c.ops for op in c.inputs.consumers()) for c in cs):
+            pairs[r] = conv
+    return pairs
 
 
 def _has_bias(layer) -> bool:
@@ -480,15 +612,33 @@ def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
             total = tf.reduce_sum(losses)
     n = tf.shape(losses)[0]
     recorded = [(layer, own, calls[id(layer)]) for layer, own in owners]
+    pairs = _conv_norm_pairs(recorded)          # before the backward pass adds readers
     outputs = [c.outputs for _, _, cs in recorded for c in cs]
     out_grads = tape.gradient(total, outputs, unconnected_gradients=_ZERO) if outputs else []
-    refs = [v.ref() for v in var_list]
-    works, k = [], 0
-    for layer, own, cs in recorded:
-        grads = out_grads[k:k + len(cs)]
+    grads, k = [], 0
+    for _, _, cs in recorded:
+        grads.append(out_grads[k:k + len(cs)])
         k += len(cs)
-        if cs:    # a layer never called has zero gradient
-            works.append(_LayerWork(layer, own, refs, cs, grads, n, ghost))
+    refs = [v.ref() for v in var_list]
+    fused = {}                                  # conv index -> its fused work
+    for norm_r, conv_r in pairs.items():
+        conv, conv_own, conv_calls = recorded[conv_r]
+        norm, norm_own, norm_calls = recorded[norm_r]
+        inputs = [next(cc.inputs for cc in conv_calls if cc.outputs is c.inputs)
+                  for c in norm_calls]
+        if _is_pointwise(conv) and _prefer_ghost(
+                tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in inputs], 1),
+                tf.concat([_tokens(g, n) for g in grads[norm_r]], 1), ghost):
+            continue           # a ghost-norm 1x1 conv never forms the kernel the fusion needs
+        fused[conv_r] = _ConvNormWork(conv, norm, conv_own + norm_own, refs, inputs,
+                                      grads[norm_r], n)
+    skip = {norm_r for norm_r, conv_r in pairs.items() if conv_r in fused}
+    works = []
+    for r, (layer, own, cs) in enumerate(recorded):
+        if r in fused:
+            works.append(fused[r])
+        elif cs and r not in skip:    # a layer never called has zero gradient
+            works.append(_LayerWork(layer, own, refs, cs, grads[r], n, ghost))
     return works, n, keep
 
 
