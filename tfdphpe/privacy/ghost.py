@@ -350,6 +350,13 @@ def _rule_for(layer) -> _Rule:
         "per_example_gradients(inputs, output_gradient) method; or use clipping='vectorized'")
 
 
+def _token_matrices(inputs, grads, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """All calls' rows as tokens of their example: A [n, T, din] and G [n, T, dout]."""
+    a = tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in inputs], 1)
+    g = tf.concat([_tokens(gg, n) for gg in grads], 1)
+    return a, g
+
+
 def _outer_sums(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
     """[n, T, din], [n, T, dout] -> [n, din, dout]: every example's A_i^T G_i."""
     return tf.matmul(a, g, transpose_a=True)
@@ -376,10 +383,9 @@ class _LayerWork:
         self.ghost = False
         self.kept: Optional[list[tf.Tensor]] = None
         if self.matmul:
-            a = tf.concat([_tokens(tf.convert_to_tensor(c.inputs), n) for c, _ in self.calls], 1)
-            g = tf.concat([_tokens(gg, n) for _, gg in self.calls], 1)
-            self.a, self.g = a, g
-            self.ghost = _prefer_ghost(a, g, ghost)
+            self.a, self.g = _token_matrices([c.inputs for c, _ in self.calls],
+                                             [g for _, g in self.calls], n)
+            self.ghost = _prefer_ghost(self.a, self.g, ghost)
 
     def squared_norms(self) -> tf.Tensor:
         if self.matmul:
@@ -461,25 +467,25 @@ class _ConvNormWork(_LayerWork):
     """
 
     def __init__(self, conv, norm, own: list[int], var_refs: list, inputs: list[tf.Tensor],
-                 grads: list[tf.Tensor], n: tf.Tensor):
+                 grads: list[tf.Tensor], n: tf.Tensor, tokens=None):
         self.layer, self.norm, self.n = conv, norm, n
         self.weights = (list(conv._trainable_weights)            # pylint: disable=protected-access
                         + list(norm._trainable_weights))         # pylint: disable=protected-access
         position = {w.ref(): j for j, w in enumerate(self.weights)}
         self.targets = [(i, position[var_refs[i]]) for i in own]
         self.inputs, self.grads = inputs, grads
+        self.tokens = tokens      # a 1x1 conv's (A, G) token matrices, as _token_matrices gives
         self.matmul, self.ghost, self.kept = False, False, None
 
     def squared_norms(self) -> tf.Tensor:
         conv, norm, n = self.layer, self.norm, self.n
-        if _is_pointwise(conv):
-            a = tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in self.inputs], 1)
-            g = tf.concat([_tokens(gg, n) for gg in self.grads], 1)
+        if self.tokens is not None:
+            a, g = self.tokens
             k = _outer_sums(a, g)
             g_sum = tf.reduce_sum(g, axis=1)
-        else:
-            op = _rule_for(conv).filter_gradient
-            k = _fold(tf.add_n([_filter_gradient(op, conv, tf.convert_to_tensor(x), gg)
+        else:   # the conv rule's kernel rows, fed the BatchNorm's output gradient
+            rule = _rule_for(conv)
+            k = _fold(tf.add_n([rule.rows(conv, _Call(x, None, None), gg)[0]
                                 for x, gg in zip(self.inputs, self.grads)]), n)
             g_sum = _fold(tf.add_n([tf.reduce_sum(gg, axis=[1, 2]) for gg in self.grads]), n)
         kernel = (conv.depthwise_kernel if isinstance(conv, tf.keras.layers.DepthwiseConv2D)
@@ -626,12 +632,13 @@ def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
         norm, norm_own, norm_calls = recorded[norm_r]
         inputs = [next(cc.inputs for cc in conv_calls if cc.outputs is c.inputs)
                   for c in norm_calls]
-        if _is_pointwise(conv) and _prefer_ghost(
-                tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in inputs], 1),
-                tf.concat([_tokens(g, n) for g in grads[norm_r]], 1), ghost):
-            continue           # a ghost-norm 1x1 conv never forms the kernel the fusion needs
+        tokens = None
+        if _is_pointwise(conv):
+            tokens = _token_matrices(inputs, grads[norm_r], n)
+            if _prefer_ghost(*tokens, ghost):
+                continue       # a ghost-norm 1x1 conv never forms the kernel the fusion needs
         fused[conv_r] = _ConvNormWork(conv, norm, conv_own + norm_own, refs, inputs,
-                                      grads[norm_r], n)
+                                      grads[norm_r], n, tokens)
     skip = {norm_r for norm_r, conv_r in pairs.items() if conv_r in fused}
     works = []
     for r, (layer, own, cs) in enumerate(recorded):
