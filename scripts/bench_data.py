@@ -12,6 +12,8 @@ import time
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "An existing synthetic data set (else one is rendered).")
 flags.DEFINE_integer("num_images", 256, "Images to render when --data_dir is not given.")
@@ -96,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -15,6 +15,8 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.codecs import SimCCCodec
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 
@@ -66,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 
@@ -215,4 +217,4 @@ def _bench(strategy, b, entries):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -21,6 +21,8 @@ import zipfile
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe import export
 from tfdphpe.export.tflite import measure_latency
 
@@ -110,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

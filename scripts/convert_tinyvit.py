@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ star
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.models import VARIANTS, TinyViT, load_tinyvit_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "timm model.safetensors or official .pth file.",
@@ -33,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

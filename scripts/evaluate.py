@@ -23,6 +23,8 @@ import json
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.data.mpii import read_mpii_json
 from tfdphpe.evaluation.files import score_coco_file, score_mpii_file
 from tfdphpe.evaluation.pckh import table_from_metrics
@@ -73,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -17,6 +17,8 @@ import os
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe import export
 
 flags.DEFINE_string("checkpoint", None, "A .keras model file or a run directory with model.keras "
@@ -90,4 +92,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -8,6 +8,8 @@ coco/person_keypoints_{train,val}.json; see docs/data.md.
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.data.synthetic import SyntheticConfig, write_synthetic_dataset
 
 FLAGS = flags.FLAGS
@@ -32,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

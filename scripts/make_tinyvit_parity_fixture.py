@@ -17,9 +17,6 @@ import json
 import os
 
 import numpy as np
-import timm
-import torch
-from safetensors.torch import save_file
 
 CONFIG = dict(embed_dims=[16, 24, 32, 40], depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4],
               window_sizes=[7, 7, 14, 7], num_classes=0)
@@ -32,10 +29,18 @@ def normalise(u8: np.ndarray) -> np.ndarray:
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description="Writes the TinyViT parity fixture from timm "
+                                                 "(needs torch, timm and safetensors).")
+    parser.add_argument("--helpfull", action="help", help="the same as --help (as in the absl "
+                                                             "scripts)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
-                                                      "data", "tinyvit_parity"))
+                                                      "data", "tinyvit_parity"),
+                        help="Output folder (default: tests/data/tinyvit_parity).")
     args = parser.parse_args()
+    import timm    # only here: --help works without torch and timm
+    import torch
+    from safetensors.torch import save_file
+
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
     rng = np.random.RandomState(0)

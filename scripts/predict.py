@@ -17,6 +17,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.export import draw_poses, load_predictor
 
 flags.DEFINE_string("model", None, "SavedModel directory or .tflite file.")
@@ -79,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -15,6 +15,8 @@ import sys
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.privacy import accounting
 
 flags.DEFINE_integer("num_examples", None, "N, private training examples.")
@@ -88,4 +90,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    _app.run(main, flags_parser=_parse_flags)

@@ -16,6 +16,8 @@ import shlex
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.training import sweep
 
 F = flags.FLAGS
@@ -53,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -15,6 +15,8 @@ import logging
 
 from absl import app, flags
 
+import _app  # scripts/_app.py: absl's app.run, help exits 0
+
 from tfdphpe.training import (DataConfig, ModelConfig, OptimConfig, PrivacyConfig, RunConfig,
                               TrainConfig, train)
 
@@ -111,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)

@@ -4,7 +4,10 @@ import os
 
 import pytest
 
-FIXTURES = os.environ.get("TFDPHPE_FIXTURES", "/work/shared/fixtures")
+# ../shared/fixtures beside the clone (CI's layout), wherever the clone is.
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.environ.get("TFDPHPE_FIXTURES",
+                          os.path.join(os.path.dirname(_REPO), "shared", "fixtures"))
 MPII_DIR = os.path.join(FIXTURES, "mpii")
 COCO_DIR = os.path.join(FIXTURES, "coco")
 SMALL_INPUT = (64, 48)

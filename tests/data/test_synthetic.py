@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -11,6 +13,7 @@ from tfdphpe.data.synthetic import (POSE_FAMILIES, SyntheticConfig, identity_par
                                     render_example)
 
 CFG = SyntheticConfig(image_size=(128, 160))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_deterministic_for_a_seed():
@@ -23,15 +26,50 @@ def test_deterministic_for_a_seed():
     assert identity_params(1, 5)["eye_size"] == identity_params(1, 5)["eye_size"]
 
 
-def test_written_files_are_identical_for_a_seed(synthetic_dir, tmp_path):
-    from tfdphpe.data.synthetic import write_synthetic_dataset
-    write_synthetic_dataset(str(tmp_path), 12, 4, seed=5, cfg=SyntheticConfig(
-        image_size=(128, 160)), num_workers=1)
+_TIMINGS = ("render_seconds", "total_seconds")
+_MAT_HEADER = 116    # MAT-file text header: "MATLAB 5.0 MAT-file ... Created on: <date>"
 
-    def digest(root, rel):
-        return hashlib.sha256(open(os.path.join(root, rel), "rb").read()).hexdigest()
-    for rel in ("mpii/train.json", "coco/person_keypoints_val.json", "images/val_000002.jpg"):
-        assert digest(synthetic_dir, rel) == digest(str(tmp_path), rel)
+
+def _generate(out, workers, hash_seed, seed=5):
+    """scripts/make_synthetic.py in a fresh process (its own hash seed and worker count)."""
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "make_synthetic.py"),
+                             f"--out={out}", "--num_train=24", "--num_val=6", f"--seed={seed}",
+                             "--image_size=96,80", f"--num_workers={workers}"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return _digests(out)
+
+
+def _digests(root):
+    """{relative path: sha256} of every file, without the two parts that say when it was made."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            data = open(path, "rb").read()
+            if name.endswith(".mat"):
+                assert data[:19] == b"MATLAB 5.0 MAT-file"
+                data = data[_MAT_HEADER:]
+            elif name == "info.json":
+                info = json.loads(data)
+                assert all(info.pop(k) >= 0 for k in _TIMINGS)
+                data = json.dumps(info, sort_keys=True).encode()
+            out[os.path.relpath(path, root)] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_same_seed_gives_identical_files_in_two_processes(tmp_path):
+    # One process renders in a worker pool, the other alone, with different hash seeds.
+    a = _generate(tmp_path / "a", workers=2, hash_seed=1)
+    b = _generate(tmp_path / "b", workers=1, hash_seed=2)
+    assert len([k for k in a if k.endswith(".jpg")]) == 30
+    assert {"mpii/train.json", "mpii/gt_valid.mat", "coco/person_keypoints_val.json",
+            "mpii/mpii_human_pose_v1_u12_1.mat", "info.json"} <= set(a)
+    assert a == b
+    # The comparison can see a difference: another seed gives other images.
+    other = _generate(tmp_path / "other", workers=1, hash_seed=1, seed=6)
+    assert other["images/train_000000.jpg"] != a["images/train_000000.jpg"]
 
 
 def test_both_formats_flow_through_the_readers(synthetic_dir):

@@ -79,10 +79,30 @@ def conv_norm_batch(n=4, seed=1):
             "target": tf.constant(rng.normal(size=(n, 3)).astype(np.float32))}
 
 
-def _rel(a, b):
+def _rel(a, b, scale=None):
+    """||a - b|| / ||b||, or / ``scale`` when the float32 work happened at another magnitude."""
     a = np.concatenate([np.ravel(x) for x in a])
     b = np.concatenate([np.ravel(x) for x in b])
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
+    return np.linalg.norm(a - b) / (np.linalg.norm(b) if scale is None else scale)
+
+
+def _cancelled_scale(clip, norms, loss_fn, public_fn, batch, var_list):
+    """Feature DP: the magnitude of the two clipped terms whose difference both paths compute.
+
+    The record is grad l(x) - grad l(psi(x)); on the zoo model the two terms are 6-80x larger than
+    their difference, so float32 rounding (which varies with the CPU's vector width) is relative
+    to the terms, not to the result. For DP-SGD there is no cancellation: None.
+    """
+    if public_fn is None:
+        return None
+    scale = np.minimum(1.0, clip / norms.numpy())
+
+    def clipped_norm(fn):
+        records = mechanisms.private_records(fn, batch, var_list)
+        return np.linalg.norm(np.concatenate(
+            [np.tensordot(scale, r.numpy(), axes=1).ravel() for r in records]))
+
+    return clipped_norm(loss_fn) + clipped_norm(public_fn)
 
 
 @pytest.mark.parametrize("norm", ["batch", "group"])
@@ -105,7 +125,9 @@ def test_clipped_sum_equals_vectorized_path(norm, ghost_mode, feature_dp):
     # float32 rounding of recomputed normalisations, seen through l(x) - l(psi(x)) cancellation
     np.testing.assert_allclose(got_norms.numpy(), norms.numpy(), rtol=0,
                                atol=1e-5 * float(tf.reduce_max(norms)))
-    assert _rel(got, want) < 1e-5
+    # Measured 2e-7 to 5e-7 on AVX2 and AVX-512 CPUs, oneDNN on or off.
+    assert _rel(got, want, _cancelled_scale(clip, norms, loss_fn, public_fn, batch, var_list)) \
+        < 5e-6
     for g, v in zip(got, var_list):
         assert g.shape == v.shape
 

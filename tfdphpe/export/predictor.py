@@ -26,6 +26,7 @@ class PosePredictor:
     """
 
     metadata: dict[str, Any]
+    num_joints: int
 
     def predict(self, image_bytes: bytes, boxes: Sequence[Sequence[float]] | None = None):
         image_shape = tf.shape(tf.io.decode_image(image_bytes, channels=3,
@@ -34,6 +35,9 @@ class PosePredictor:
             padding = float(self.metadata.get("box_padding", BOX_PADDING))
             boxes = whole_image_box(image_shape, padding).numpy()[None]
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if not len(boxes):     # nobody detected: the model is not run on an empty batch
+            k = self.num_joints
+            return boxes, np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
         keypoints, scores = self._predict(image_bytes, boxes)
         return boxes, np.asarray(keypoints), np.asarray(scores)
 
@@ -46,6 +50,7 @@ class SavedModelPredictor(PosePredictor):
         self.metadata = read_metadata(export_dir)
         self._loaded = tf.saved_model.load(export_dir)
         self._signature = self._loaded.signatures[PREDICT_IMAGES]
+        self.num_joints = int(self._signature.structured_outputs["scores"].shape[-1])
 
     def _predict(self, image_bytes, boxes):
         out = self._signature(image_bytes=tf.constant([image_bytes] * len(boxes), tf.string),
@@ -57,6 +62,7 @@ class TFLitePredictor(PosePredictor):
     def __init__(self, model_file: str, num_threads: int = 1):
         self.estimator = TFLitePoseEstimator(model_file, num_threads)
         self.metadata = self.estimator.metadata or {}
+        self.num_joints = self.estimator.num_joints
 
     def _predict(self, image_bytes, boxes):
         from tfdphpe.export.preprocessing import check_box

@@ -14,7 +14,9 @@ metadata (privacy statement, joint names, input size, split ratio) is the asset 
 
 Bad input never takes the server down: a wrong dtype or shape is refused by the signature, an
 undecodable image, a box that misses its image or a count mismatch raise InvalidArgumentError
-for that request, and an empty batch returns empty tensors.
+for that request, and an empty batch returns empty tensors without running the model: a frame in
+which the detector found nobody is ordinary, and what kernels do on a zero-sized batch depends on
+the machine (a oneDNN build rewrote FusedBatchNormV3 on an empty batch into a shape error).
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ class PoseServingModule(tf.Module):
     def __init__(self, model: tf.keras.Model, joint_set: JointSet = MPII,
                  flip_test: bool = False, box_padding: float = BOX_PADDING, name=None):
         super().__init__(name=name)
-        self.input_size, num_joints, split_ratio = model_geometry(model)
-        if num_joints != joint_set.num_joints:
-            raise ValueError(f"model predicts {num_joints} joints but joint set "
+        self.input_size, self.num_joints, split_ratio = model_geometry(model)
+        if self.num_joints != joint_set.num_joints:
+            raise ValueError(f"model predicts {self.num_joints} joints but joint set "
                              f"{joint_set.name!r} has {joint_set.num_joints}")
         # Track the variables, not the Keras model: saving a tracked Keras model traces every
         # layer's call function as well, which is slow and of no use to TF Serving.
@@ -97,6 +99,18 @@ class PoseServingModule(tf.Module):
             lx, ly = out["x"], out["y"]
         return self.codec.decode(lx, ly)
 
+    def _unless_empty(self, n: tf.Tensor, predict):
+        """``predict()`` -> (keypoints, scores), or empty results when the batch is empty.
+
+        The model never sees a zero-sized batch (``tf.cond`` runs one branch only).
+        """
+        k = self.num_joints
+
+        def empty():
+            return tf.zeros([0, k, 2], tf.float32), tf.zeros([0, k], tf.float32)
+
+        return tf.cond(n > 0, predict, empty)
+
     def _predict_crops(self, images):
         h, w = self.input_size
         # A loaded signature checks dtype and rank but not static sizes: say so clearly here
@@ -106,18 +120,27 @@ class PoseServingModule(tf.Module):
             message=f"images must be uint8 RGB crops of shape [N, {h}, {w}, 3]")
         with tf.control_dependencies([size_ok]):
             images = tf.identity(images)
-        keypoints, scores = self.decode_normalised(normalize_pixels(images))
+        keypoints, scores = self._unless_empty(
+            tf.shape(images)[0], lambda: self.decode_normalised(normalize_pixels(images)))
         return {"keypoints": tf.identity(keypoints, name="keypoints"),
                 "scores": tf.identity(scores, name="scores")}
 
     def _predict_images(self, image_bytes, boxes):
         n = tf.shape(image_bytes)[0]
-        same_count = tf.debugging.assert_equal(
-            n, tf.shape(boxes)[0],
-            message="predict_images needs one box per image: image_bytes [N] and boxes [N, 4] "
-                    "must have the same N (repeat the image bytes for several people)")
-        with tf.control_dependencies([same_count]):
-            regions = crop_regions(boxes, self.input_size, self.box_padding)
+        # A loaded signature checks dtypes, not shapes, and the traced graph takes boxes' rank as
+        # given: check the sizes at run time, before anything reads the boxes.
+        checks = [
+            tf.debugging.assert_equal(
+                n, tf.shape(boxes)[0],
+                message="predict_images needs one box per image: image_bytes [N] and boxes "
+                        "[N, 4] must have the same N (repeat the image bytes for several people)"),
+            tf.debugging.assert_equal(
+                tf.size(boxes), 4 * n,
+                message="boxes must be float32 [N, 4]: x1, y1, x2, y2 per person"),
+        ]
+        with tf.control_dependencies(checks):
+            n, boxes = tf.identity(n), tf.identity(boxes)
+        regions = crop_regions(boxes, self.input_size, self.box_padding)
         h, w = self.input_size
 
         def crop_one(args):
@@ -126,10 +149,13 @@ class PoseServingModule(tf.Module):
             with tf.control_dependencies([check_box(box, tf.shape(image), index)]):
                 return crop_image(image, region, self.input_size)
 
-        crops = tf.map_fn(crop_one, (tf.range(n), image_bytes, boxes, regions),
-                          fn_output_signature=tf.TensorSpec([h, w, 3], tf.float32))
-        keypoints, scores = self.decode_normalised(normalize_pixels(crops))
-        keypoints = crop_to_image(keypoints, regions, self.input_size)
+        def predict():
+            crops = tf.map_fn(crop_one, (tf.range(n), image_bytes, boxes, regions),
+                              fn_output_signature=tf.TensorSpec([h, w, 3], tf.float32))
+            keypoints, scores = self.decode_normalised(normalize_pixels(crops))
+            return crop_to_image(keypoints, regions, self.input_size), scores
+
+        keypoints, scores = self._unless_empty(n, predict)
         return {"keypoints": tf.identity(keypoints, name="keypoints"),
                 "scores": tf.identity(scores, name="scores")}
 

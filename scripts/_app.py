@@ -1,0 +1,36 @@
+"""absl's ``app.run`` for our scripts, with help that exits 0.
+
+absl (every release up to 2.x) ends ``--help``, ``--helpshort``, ``--helpfull`` and ``--helpxml``
+with exit status 1, as if asking for help were an error; shells, CI steps and wrappers that
+check the status then fail. ``run`` keeps everything else of ``app.run`` and turns only that exit
+into 0.
+"""
+
+import sys
+
+from absl import app
+
+_HELP = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def asked_for_help(argv) -> bool:
+    """True if ``argv`` holds a help flag (before any ``--``) that is not set to false."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            continue
+        name, _, value = arg.lstrip("-").partition("=")
+        if name in _HELP and value.lower() not in ("false", "0"):
+            return True
+    return False
+
+
+def run(main, **kwargs) -> None:
+    """``absl.app.run(main, **kwargs)``; a help request exits 0 after printing the help."""
+    try:
+        app.run(main, **kwargs)
+    except SystemExit as stop:
+        if stop.code == 1 and asked_for_help(sys.argv):
+            sys.exit(0)
+        raise
