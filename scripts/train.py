@@ -78,6 +78,10 @@ flags.DEFINE_bool("flip_test", True, "Flip test in validation.")
 flags.DEFINE_bool("jit_compile", None, "XLA; default on when a GPU is present (slower on CPU).")
 flags.DEFINE_bool("resume", False, "Continue the run in --run_dir from its last checkpoint.")
 flags.DEFINE_integer("log_every", 10, "Steps between loss logs.")
+flags.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"],
+                  "Devices: one; all local GPUs (or --cpu_replicas logical CPUs); or several "
+                  "hosts from TF_CONFIG (docs/training.md).")
+flags.DEFINE_integer("cpu_replicas", 0, "--distribution=mirrored without GPUs: logical CPU replicas.")
 
 
 def config_from_flags() -> TrainConfig:
@@ -96,7 +100,8 @@ def config_from_flags() -> TrainConfig:
         optim=OptimConfig(F.optimizer, F.learning_rate, F.lr_schedule, F.warmup_steps, F.momentum),
         run=RunConfig(F.run_dir, F.epochs, F.pretrain_epochs, F.batch_size, F.pretrain_batch_size,
                       F.max_steps, F.seed, F.checkpoint_every, F.eval_every, F.flip_test,
-                      F.jit_compile, F.resume, F.log_every, F.pretrain_only))
+                      F.jit_compile, F.resume, F.log_every, F.pretrain_only, F.distribution,
+                      F.cpu_replicas))
 
 
 def main(argv):

@@ -102,3 +102,40 @@ def test_config_validation():
         S.BatchConfig("poisson", batch_size=4)
     with pytest.raises(ValueError, match="method"):
         S.BatchConfig("random", batch_size=4)
+
+
+def test_shards_are_disjoint_and_their_union_is_the_unsharded_poisson_sample():
+    n, b, steps, shards = 37, 6, 40, 3
+    whole = _steps(S.index_batches(S.BatchConfig("poisson", batch_size=b, num_steps=steps,
+                                                 seed=4), n)[0])
+    parts = []
+    for s in range(shards):
+        ds, info = S.index_batches(S.BatchConfig("poisson", batch_size=b, num_steps=steps, seed=4,
+                                                 num_shards=shards, shard_index=s), n)
+        parts.append(_steps(ds))
+        # Global q and steps; the width is sized for the shard's 13 examples, not all 37.
+        assert info.sampling_rate == pytest.approx(b / n) and info.num_steps == steps
+        assert info.num_shards == shards and "3 disjoint shards" in info.describe()
+        assert info.max_batch_size < S.poisson_max_batch_size(n, b / n)
+    for t in range(steps):
+        want = np.concatenate([c["index"][c["mask"] > 0] for c in whole if c["step"] == t])
+        got = [np.concatenate([c["index"][c["mask"] > 0] for c in p if c["step"] == t])
+               for p in parts]
+        for s, indices in enumerate(got):
+            assert (indices % shards == s).all()          # each shard only its own examples
+        np.testing.assert_array_equal(np.sort(np.concatenate(got)), want)
+
+
+def test_shuffled_shards_split_each_global_batch():
+    cfg = dict(batch_size=4, num_epochs=1, seed=2)
+    whole = _steps(S.index_batches(S.BatchConfig("shuffled", **cfg), 10)[0])
+    halves = [_steps(S.index_batches(S.BatchConfig("shuffled", num_shards=2, shard_index=s,
+                                                   **cfg), 10)[0]) for s in (0, 1)]
+    for w, a, b in zip(whole, *halves):
+        np.testing.assert_array_equal(np.concatenate([a["index"], b["index"]]), w["index"])
+    with pytest.raises(ValueError, match="equal shards"):
+        S.BatchConfig("shuffled", batch_size=5, num_shards=2)
+    with pytest.raises(ValueError, match="not sharded"):
+        S.BatchConfig("sequential", batch_size=4, num_shards=2)
+    with pytest.raises(ValueError, match="shard_index"):
+        S.BatchConfig("poisson", batch_size=4, num_steps=2, num_shards=2, shard_index=2)

@@ -253,3 +253,22 @@ def test_misuse_is_refused():
     # minimize()/fit would silently lose the projection or the public view: refused.
     with pytest.raises(NotImplementedError):
         fdp.minimize(lambda: loss_fn(batch), var_list)
+
+
+def test_noise_key_is_a_variable_but_never_checkpointed(tmp_path):
+    # The key travels to every replica (and worker) as a variable, but a checkpoint must not hold
+    # it: with the key and the updates anyone could subtract the noise.
+    opt = privacy.make_optimizer("dpsgd", l2_norm_clip=C, noise_multiplier=1.0, learning_rate=0.1,
+                                 expected_batch_size=4)
+    var = tf.Variable([1.0, 2.0])
+    opt.create_variables([var])
+    key = opt.noise_key.numpy()
+    assert key.shape == (2,) and opt.noise_key_secret
+    path = tf.train.Checkpoint(optimizer=opt, var=var).save(str(tmp_path / "ckpt"))
+    names = [name for name, _ in tf.train.list_variables(path)]
+    assert any("noise_draws" in n for n in names)       # the counter is saved ...
+    assert not any("noise_key" in n for n in names)     # ... the key is not
+    reader = tf.train.load_checkpoint(path)
+    for name in names:
+        value = np.asarray(reader.get_tensor(name))
+        assert not (value.shape == (2,) and np.array_equal(value, key)), name

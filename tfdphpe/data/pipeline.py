@@ -219,9 +219,10 @@ def build_dataset(source: ReadResult | Sequence[PoseRecord], config: PipelineCon
 
         def per_slot(b):
             size = tf.shape(b["index"])[0]
+            # The augmentation of an example depends on (seed, step, example) only, not on its
+            # slot: chunked or sharded (one pipeline per replica), a step sees the same crops.
             return {"index": b["index"], "mask": b["mask"],
-                    "position": (b["step"] * width + b["chunk"] * width * 1_000_003
-                                 + tf.range(size, dtype=tf.int64)),
+                    "position": b["step"] * n + b["index"],
                     "step": tf.fill([size], b["step"]), "chunk": tf.fill([size], b["chunk"]),
                     "num_chunks": tf.fill([size], b["num_chunks"])}
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from typing import Any, Optional, Sequence
 
 import tensorflow as tf
@@ -76,34 +77,61 @@ def _graph_ops():
     return tf.compat.v1.get_default_graph().get_operations()
 
 
+# MirroredStrategy traces each replica's step in its own thread, all calling the same layer
+# objects: a layer's call is wrapped once (reference-counted across threads), and each call is
+# logged to the recording of the thread that makes it.
+_RECORDING = threading.local()
+_PATCH_LOCK = threading.Lock()
+_PATCHED: dict[int, list] = {}          # id(layer) -> [layer, number of open recordings]
+
+
+def _recording_wrapper(layer, original):
+    track = isinstance(layer, tf.keras.layers.BatchNormalization)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        log = getattr(_RECORDING, "calls", {}).get(id(layer))
+        before = _graph_ops() if (track and log is not None) else None
+        outputs = original(*args, **kwargs)
+        if log is not None:
+            ops = None
+            if before is not None:
+                ops = frozenset(op.name for op in _graph_ops()[len(before):])
+            log.append(_Call(args[0] if args else kwargs.get("inputs"), outputs,
+                             kwargs.get("training"), ops))
+        return outputs
+
+    return wrapper
+
+
 @contextlib.contextmanager
 def record_calls(layers: Sequence[tf.keras.layers.Layer]):
-    """Within the block, every call of ``layers`` is recorded: yields {id(layer): [_Call, ...]}."""
+    """Within the block, every call of ``layers`` by this thread is recorded.
+
+    Yields {id(layer): [_Call, ...]}. Safe when several threads record the same layers at once
+    (MirroredStrategy's replica threads): each sees only its own calls.
+    """
     calls: dict[int, list[_Call]] = {id(layer): [] for layer in layers}
-    patched = []
-    try:
+    with _PATCH_LOCK:
         for layer in layers:
-            original = layer.call
-            track = isinstance(layer, tf.keras.layers.BatchNormalization)
-
-            @functools.wraps(original)
-            def wrapper(*args, __original=original, __log=calls[id(layer)], __track=track,
-                        **kwargs):
-                before = _graph_ops() if __track else None
-                outputs = __original(*args, **kwargs)
-                ops = None
-                if before is not None:
-                    ops = frozenset(op.name for op in _graph_ops()[len(before):])
-                __log.append(_Call(args[0] if args else kwargs.get("inputs"), outputs,
-                                   kwargs.get("training"), ops))
-                return outputs
-
-            object.__setattr__(layer, "call", wrapper)   # past Keras' attribute tracking
-            patched.append(layer)
+            entry = _PATCHED.get(id(layer))
+            if entry is None:
+                object.__setattr__(layer, "call", _recording_wrapper(layer, layer.call))
+                entry = _PATCHED[id(layer)] = [layer, 0]   # past Keras' attribute tracking
+            entry[1] += 1
+    outer = getattr(_RECORDING, "calls", None)
+    _RECORDING.calls = calls if outer is None else {**outer, **calls}
+    try:
         yield calls
     finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
+        _RECORDING.calls = outer
+        with _PATCH_LOCK:
+            for layer in layers:
+                entry = _PATCHED[id(layer)]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    object.__delattr__(layer, "call")
+                    del _PATCHED[id(layer)]
 
 
 def variable_owners(root: tf.keras.layers.Layer,

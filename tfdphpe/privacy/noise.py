@@ -19,7 +19,7 @@ for the guarantee to hold; by default it is drawn from the operating system's en
 from __future__ import annotations
 
 import secrets
-from typing import Optional, Sequence
+from typing import Optional
 
 import dp_accounting
 import tensorflow as tf
@@ -86,7 +86,8 @@ class KeyedGaussianSumQuery(gaussian_query.GaussianSumQuery):
         return result, global_state, event
 
 
-def step_noise_seed(noise_key: Sequence[int], counter: tf.Tensor) -> tf.Tensor:
-    """The stateless seed of one draw: ``noise_key`` folded with the draw counter."""
-    key = tf.constant(list(noise_key), dtype=tf.int64)
+def step_noise_seed(noise_key, counter: tf.Tensor) -> tf.Tensor:
+    """The stateless seed of one draw: ``noise_key`` (two ints or an int [2] tensor) folded with
+    the draw counter."""
+    key = tf.cast(tf.convert_to_tensor(noise_key), tf.int64)
     return tf.random.experimental.stateless_fold_in(key, tf.cast(counter, tf.int64))

@@ -68,6 +68,15 @@ PUBLIC_TERMS = ("independent", "same_batch")
 CLIPPING = ("vectorized", "ghost")
 
 
+class _Untracked:
+    """Holds a variable out of sight of checkpoint tracking (see ``noise_key``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
 def _all_reduce_sum(tensors: list):
     """Sums over replicas when called in a replica context of a multi-replica strategy."""
     context = tf.distribute.get_replica_context()
@@ -109,6 +118,7 @@ def make_dp_optimizer_class(generic_cls):
             self._expected_batch_size = (None if expected_batch_size is None
                                          else int(expected_batch_size))
             self._noise_key = noise.noise_key_from_seed(seed)
+            self._noise_key_variable = None
             self._noise_key_secret = seed is None
             self._seed = seed
             self._refresh_every = int(refresh_every)
@@ -164,9 +174,27 @@ def make_dp_optimizer_class(generic_cls):
                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             return self._noise_draws
 
+        @property
+        def noise_key(self) -> tf.Variable:
+            """The secret key of the noise generator, as an int64 [2] variable.
+
+            Created in the distribution strategy's scope, so every replica holds the same key:
+            MultiWorkerMirroredStrategy gives every worker the chief's initial value, so the
+            processes of a multi-worker run, each of which drew its own random key, all noise with
+            the chief's. Never saved: the optimizer does not track it (tf.train.Checkpoint saves
+            only tracked variables), because with the key and the updates anyone could subtract
+            the noise; a resumed run draws a fresh key, and the draw counter keeps going.
+            """
+            if self._noise_key_variable is None:
+                with tf.init_scope(), self._distribution_strategy_scope():
+                    self._noise_key_variable = _Untracked(tf.Variable(
+                        tf.constant(self._noise_key, tf.int64), trainable=False,
+                        name="noise_key", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
+            return self._noise_key_variable.value
+
         def create_variables(self, var_list: Sequence[tf.Variable]) -> None:
             """Creates counters and slots now (e.g. in a strategy scope, before strategy.run)."""
-            _ = self.iterations, self.noise_draws
+            _ = self.iterations, self.noise_draws, self.noise_key
             self._create_all_weights(list(var_list))
 
         # ----------------------------------------------------------------- gradients
@@ -255,7 +283,7 @@ def make_dp_optimizer_class(generic_cls):
             Keyed by (secret key, draw counter): the same on every replica, fresh at every call.
             """
             draws = self.noise_draws
-            seed = noise.step_noise_seed(self._noise_key, draws.read_value())
+            seed = noise.step_noise_seed(self.noise_key.read_value(), draws.read_value())
             with tf.control_dependencies([seed]):
                 advanced = draws.assign_add(1, read_value=False)
             noised, _, _ = self._dp_sum_query.get_noised_result(clipped_sum, self._global_state,

@@ -30,8 +30,11 @@ class RunCheckpoint:
     """Saves and restores model + optimizer + ledger for one training phase."""
 
     def __init__(self, directory: str, model: tf.keras.Model, optimizer, max_to_keep: int = 3,
-                 var_list=None):
+                 var_list=None, source_directory: Optional[str] = None):
+        """``source_directory``: where ``restore_latest`` reads (default ``directory``): a
+        non-chief worker writes its own copy but resumes from the chief's checkpoints."""
         self.directory = directory
+        self.source_directory = source_directory or directory
         if var_list is not None:
             # Create the optimizer's variables (step and noise counters, slots) now, so a
             # restore fills them at once instead of deferring until first use.
@@ -62,14 +65,18 @@ class RunCheckpoint:
                     os.remove(os.path.join(self.directory, name))
         return path
 
+    def latest_checkpoint(self) -> Optional[str]:
+        """The newest checkpoint of ``source_directory``, or None."""
+        return tf.train.latest_checkpoint(self.source_directory)
+
     def restore_latest(self) -> Optional[tuple[int, PrivacyLedger]]:
         """Restores the newest checkpoint; returns (completed steps, ledger) or None."""
-        latest = self.manager.latest_checkpoint
+        latest = self.latest_checkpoint()
         if latest is None:
             return None
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         step = int(self.step.numpy())
-        path = self._ledger_path(step)
+        path = os.path.join(self.source_directory, f"ledger-{step}.json")
         if not os.path.exists(path):
             raise RuntimeError(f"checkpoint {latest} has no privacy ledger ({path}); refusing to "
                                "resume a run whose spent budget is unknown")

@@ -145,6 +145,8 @@ class RunConfig:
     resume: bool = False
     log_every: int = 10
     pretrain_only: bool = False         # stop after the pretraining phase
+    distribution: str = "none"          # none | mirrored | multi_worker (training/distribution.py)
+    cpu_replicas: int = 0               # mirrored with no GPU: logical CPU devices (0 = one)
 
     def validate(self) -> None:
         _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be > 0")
@@ -156,6 +158,11 @@ class RunConfig:
         _check(self.checkpoint_every > 0, "checkpoint_every", "must be > 0")
         _check(self.max_steps >= 0, "max_steps", "must be >= 0")
         _check(bool(self.run_dir), "run_dir", "must not be empty")
+        _check(self.distribution in ("none", "mirrored", "multi_worker"), "distribution",
+               f"must be none, mirrored or multi_worker, got {self.distribution!r}")
+        _check(self.cpu_replicas >= 0, "cpu_replicas", "must be >= 0")
+        _check(self.cpu_replicas == 0 or self.distribution == "mirrored", "cpu_replicas",
+               "logical CPU replicas need --distribution=mirrored")
 
 
 @dataclasses.dataclass

@@ -18,6 +18,13 @@ Poisson sampling unless ``sampling="shuffle"`` is asked for (and then the statem
 ledger records each step before it is applied and the run stops before the target epsilon would
 be exceeded; S_pub is disjoint from the private set by image; pretraining data may not be the
 private data directory.
+
+Distributed (``RunConfig.distribution``, see ``distribution.py``): model, optimizer and
+checkpoints live in the strategy's scope; every replica reads its own shard of each step's
+Poisson sample (one pipeline per local replica), the optimizer all-reduces the clipped sums and
+noises the global sum once; the ledger counts global steps at the global q. Only the chief
+(worker 0) writes the run's files and evaluates; other workers keep their checkpoint copies in
+``.worker-<i>`` folders, removed at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from typing import Callable, Optional
 
@@ -44,6 +52,7 @@ from tfdphpe.models import (apply_strategy, build_pose_model, freeze_batchnorm, 
 from tfdphpe.training.checkpointing import RunCheckpoint, atomic_write
 from tfdphpe.training.config import TrainConfig
 from tfdphpe.training.datasets import coco_annotation_file, load_split
+from tfdphpe.training.distribution import Distribution, make_distribution
 from tfdphpe.training.evaluate import predict_records
 
 Log = Callable[[str], None]
@@ -100,6 +109,24 @@ def _concat_chunks(chunks: list[dict]) -> dict:
     return out
 
 
+def _shard_steps(shards: dict):
+    """Yields (step, {replica id: that replica's batch of the step}) from per-replica datasets."""
+    iterators = {r: _step_batches(ds.dataset) for r, ds in shards.items()}
+    while True:
+        got = {}
+        for r, it in iterators.items():
+            item = next(it, None)
+            if item is None:
+                if got:
+                    raise RuntimeError(f"replica {r}'s data ended before the others'")
+                return
+            got[r] = item
+        steps = {step for step, _ in got.values()}
+        if len(steps) != 1:
+            raise RuntimeError(f"replicas' data pipelines are at different steps: {sorted(steps)}")
+        yield steps.pop(), {r: batch for r, (_, batch) in got.items()}
+
+
 def _step_batches(dataset: tf.data.Dataset):
     """Yields whole steps: the chunks that share a step number, joined."""
     pending: list[dict] = []
@@ -113,7 +140,12 @@ def _step_batches(dataset: tf.data.Dataset):
 
 
 class Trainer:
-    """Runs one training run; see the module docstring. ``log`` receives progress lines."""
+    """Runs one training run; see the module docstring. ``log`` receives progress lines.
+
+    After ``train()``, ``model`` is the private model (as saved in ``model.keras``).
+    """
+
+    model: Optional[tf.keras.Model] = None
 
     def __init__(self, config: TrainConfig, log: Log = print):
         self.config = config.validate()
@@ -121,6 +153,27 @@ class Trainer:
         self.run_dir = config.run.run_dir
         self.jit = config.run.jit_compile if config.run.jit_compile is not None \
             else _gpu_present()
+        # First, before other TensorFlow work: logical CPU replicas need an uninitialised runtime.
+        self.dist: Distribution = make_distribution(config.run.distribution,
+                                                    config.run.cpu_replicas)
+
+    def _shards(self, records, pipeline, method: str, batch_size: int, steps: int, seed: int,
+                start: int) -> dict:
+        """{replica id: its PoseDataset} for this process's replicas (one shard each)."""
+        replicas = self.dist.num_replicas
+        if method == "shuffled" and batch_size % replicas:
+            raise ValueError(f"--batch_size/--pretrain_batch_size {batch_size} must be divisible "
+                             f"by the {replicas} replicas for fixed-size (shuffled) batches")
+        return {r: build_dataset(records, pipeline, BatchConfig(
+                    method, batch_size=batch_size, num_steps=steps, seed=seed, start_step=start,
+                    num_shards=replicas, shard_index=r))
+                for r in self._local_replicas}
+
+    @property
+    def _local_replicas(self) -> list[int]:
+        if not hasattr(self, "_replica_ids"):
+            self._replica_ids = self.dist.local_replica_ids()
+        return self._replica_ids
 
     # ------------------------------------------------------------------ data
     def _pipeline(self, augment: bool, dataset_name: str, public_blur: Optional[float] = None):
@@ -186,15 +239,19 @@ class Trainer:
         n = len(records)
         b = min(c.run.pretrain_batch_size, n)
         steps = max(1, int(c.run.pretrain_epochs * n // b))
-        model = build_pose_model(c.model.variant, c.data.input_size, num_joints=17,
-                                 split_ratio=c.data.split_ratio, norm=c.model.norm)
-        if c.model.backbone_weights:
-            model.get_layer("backbone").load_weights(c.model.backbone_weights)
-        apply_strategy(model, "full")
-        lr = learning_rate_schedule(c.optim.learning_rate, steps, c.optim.schedule,
-                                    c.optim.warmup_steps)
-        opt = privacy.make_optimizer("none", l2_norm_clip=1.0, noise_multiplier=0.0,
-                                     learning_rate=lr, optimizer=c.optim.optimizer)
+        tf.keras.utils.set_random_seed(c.run.seed)    # --seed: the initialisation too
+        with self.dist.strategy.scope():
+            model = build_pose_model(c.model.variant, c.data.input_size, num_joints=17,
+                                     split_ratio=c.data.split_ratio, norm=c.model.norm)
+            if c.model.backbone_weights:
+                model.get_layer("backbone").load_weights(c.model.backbone_weights)
+            apply_strategy(model, "full")
+            lr = learning_rate_schedule(c.optim.learning_rate, steps, c.optim.schedule,
+                                        c.optim.warmup_steps)
+            # The global batch: the all-reduced gradient sum is divided by b.
+            opt = privacy.make_optimizer("none", l2_norm_clip=1.0, noise_multiplier=0.0,
+                                         learning_rate=lr, optimizer=c.optim.optimizer,
+                                         expected_batch_size=b)
         ledger = privacy.PrivacyLedger(method="none", noise_multiplier=0.0, l2_norm_clip=1.0,
                                        num_examples=n, batch_size=b, delta=c.privacy.delta,
                                        sampling="shuffle")
@@ -202,22 +259,27 @@ class Trainer:
                  f"({c.data.public_dataset}), {steps} steps of {b}")
 
         def make_data(start):
-            return build_dataset(records, self._pipeline(True, c.data.public_dataset),
-                                 BatchConfig("shuffled", batch_size=b, num_steps=steps,
-                                             seed=c.run.seed + 1, start_step=start))
+            return self._shards(records, self._pipeline(True, c.data.public_dataset),
+                                "shuffled", b, steps, c.run.seed + 1, start)
 
         # Public data: BatchNorm learns its statistics here (training=True, not frozen).
         self._run_phase(out_dir, model, opt, ledger, make_data, steps, bn_training=True,
                         evaluate=None)
-        os.makedirs(out_dir, exist_ok=True)
-        model.save(final)
+        # Every worker saves (see _run_phase) and goes on from its own file: the chief's is
+        # `final`, which another worker might read before it is complete.
+        own = os.path.join(self.dist.output_dir(out_dir), "model.keras")
+        os.makedirs(os.path.dirname(own), exist_ok=True)
+        model.save(own)
         self.log(f"pretrained model: {final}")
-        return final
+        return own
 
     def train(self) -> dict:
         c, p = self.config, self.config.privacy
         os.makedirs(self.run_dir, exist_ok=True)
-        atomic_write(os.path.join(self.run_dir, "config.json"), c.to_json())
+        if self.dist.kind != "none":
+            self.log(f"distribution {self.dist.describe()}")
+        if self.dist.is_chief:
+            atomic_write(os.path.join(self.run_dir, "config.json"), c.to_json())
         pretrained = self.pretrain()
         if c.run.pretrain_only:
             return {"pretrained_model": pretrained}
@@ -269,12 +331,14 @@ class Trainer:
                          f"{p.target_epsilon:g} at delta {p.delta:g} over {steps} steps "
                          f"(N={n}, B={b}, {sampling} sampling)")
 
-        model = build_pose_model(c.model.variant, c.data.input_size,
-                                 num_joints=joint_set.num_joints,
-                                 split_ratio=c.data.split_ratio, norm=c.model.norm)
-        self._load_init(model, pretrained)
-        apply_strategy(model, c.model.strategy)
-        n_bn = freeze_batchnorm(model)
+        tf.keras.utils.set_random_seed(c.run.seed)    # --seed: the initialisation too
+        with self.dist.strategy.scope():
+            model = build_pose_model(c.model.variant, c.data.input_size,
+                                     num_joints=joint_set.num_joints,
+                                     split_ratio=c.data.split_ratio, norm=c.model.norm)
+            self._load_init(model, pretrained)
+            apply_strategy(model, c.model.strategy)
+            n_bn = freeze_batchnorm(model)
         self.log(f"strategy {c.model.strategy}: "
                  f"{sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} trainable "
                  f"parameters; {n_bn} BatchNorm layers frozen (no statistics from private data)")
@@ -282,11 +346,12 @@ class Trainer:
         lr = learning_rate_schedule(c.optim.learning_rate, steps, c.optim.schedule,
                                     c.optim.warmup_steps)
         opt_kwargs = {"momentum": c.optim.momentum} if c.optim.optimizer == "sgd" else {}
-        opt = privacy.make_optimizer(
-            p.method, l2_norm_clip=p.l2_norm_clip, noise_multiplier=sigma, learning_rate=lr,
-            optimizer=c.optim.optimizer, expected_batch_size=b,
-            projection_dim=p.projection_dim, refresh_every=p.projection_refresh_steps,
-            clipping=p.clipping if p.private else "vectorized", **opt_kwargs)
+        with self.dist.strategy.scope():
+            opt = privacy.make_optimizer(
+                p.method, l2_norm_clip=p.l2_norm_clip, noise_multiplier=sigma, learning_rate=lr,
+                optimizer=c.optim.optimizer, expected_batch_size=b,
+                projection_dim=p.projection_dim, refresh_every=p.projection_refresh_steps,
+                clipping=p.clipping if p.private else "vectorized", **opt_kwargs)
         psi = (f"Gaussian blur of the person crop, sigma {p.public_view_sigma:g} px, with its "
                "keypoint labels" if p.method in ("fdp", "fpdp") else None)
         projection = (f"k={p.projection_dim} directions from m={p.public_examples} public "
@@ -303,9 +368,8 @@ class Trainer:
 
         def batches(start, seed):
             method = "poisson" if sampling == "poisson" else "shuffled"
-            return build_dataset(train_records, self._pipeline(True, c.data.dataset, blur),
-                                 BatchConfig(method, batch_size=b, num_steps=steps, seed=seed,
-                                             start_step=start))
+            return self._shards(train_records, self._pipeline(True, c.data.dataset, blur),
+                                method, b, steps, seed, start)
 
         def make_data(start):
             return batches(start, c.run.seed)
@@ -326,11 +390,20 @@ class Trainer:
         result = self._run_phase(self.run_dir, model, opt, ledger, make_data, steps,
                                  bn_training=False, make_public_views=make_public_views,
                                  evaluate=evaluate, public_batch=public_batch)
-        model.save(os.path.join(self.run_dir, "model.keras"))
+        self.model = model
+        metrics = dict(result.metrics, steps=result.steps,
+                       epsilon=ledger.epsilon() if p.private else None,
+                       delta=p.delta if p.private else None)
+        model.save(os.path.join(self.dist.output_dir(self.run_dir), "model.keras"))
+        if not self.dist.is_chief:
+            for phase_dir in (self.run_dir, os.path.join(self.run_dir, "pretrain")):
+                shutil.rmtree(self.dist.output_dir(phase_dir), ignore_errors=True)
+            return metrics
         report = dict(ledger.to_dict(), epsilon=ledger.epsilon() if p.private else None,
                       statement=ledger.statement(), steps_taken=ledger.steps,
                       stopped_by_budget=result.stopped_by_budget,
                       sampling_used=sampling,
+                      replicas=self.dist.num_replicas,
                       joint_names=list(joint_set.names), input_size=list(c.data.input_size),
                       split_ratio=c.data.split_ratio,
                       variant=c.model.variant if isinstance(c.model.variant, str)
@@ -340,8 +413,6 @@ class Trainer:
                                    "by this guarantee."))
         atomic_write(os.path.join(self.run_dir, "privacy.json"), json.dumps(report, indent=1))
         atomic_write(os.path.join(self.run_dir, "privacy.txt"), ledger.statement() + "\n")
-        metrics = dict(result.metrics, steps=result.steps,
-                       epsilon=report["epsilon"], delta=p.delta if p.private else None)
         atomic_write(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
         if metric == "pckh":
             self.log("Validation PCKh (flip test {}):\n{}".format(
@@ -355,9 +426,15 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def _run_phase(self, out_dir, model, opt, ledger, make_data, steps, bn_training: bool,
                    evaluate, public_batch=None, make_public_views=None) -> PhaseResult:
-        c = self.config
+        c, dist = self.config, self.dist
+        strategy = dist.strategy
         var_list = model.trainable_variables
-        ckpt = RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, opt, var_list=var_list)
+        # Every worker saves (a checkpoint of distributed variables is a collective step); only
+        # the chief's copy is kept, and every worker resumes from it.
+        ckpt_dir = os.path.join(out_dir, "checkpoints")
+        with strategy.scope():
+            ckpt = RunCheckpoint(os.path.join(dist.output_dir(out_dir), "checkpoints"), model,
+                                 opt, var_list=var_list, source_directory=ckpt_dir)
         start = 0
         if c.run.resume:
             restored = ckpt.restore_latest()
@@ -369,7 +446,7 @@ class Trainer:
                 ledger = saved
                 self.log(f"resumed at step {start} (epsilon so far "
                          f"{ledger.epsilon() if ledger.private else 0:.4g})")
-        elif ckpt.manager.latest_checkpoint is not None:
+        elif ckpt.latest_checkpoint() is not None:
             raise FileExistsError(f"{out_dir} already has checkpoints: pass --resume to continue "
                                   "that run, or choose a new --run_dir")
 
@@ -382,20 +459,31 @@ class Trainer:
         def public_loss_fn(batch):
             return simcc_kl_loss(model(batch["public_image"], training=bn_training), batch)
 
-        @tf.function(jit_compile=self.jit, reduce_retracing=True)
-        def train_step(batch):
+        def replica_step(batch):
             grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch.get("mask"),
                                      layers=layers)
             opt.apply_gradients(zip(grads, var_list))
 
-        @tf.function(jit_compile=self.jit, reduce_retracing=True)
-        def feature_dp_step(batch, views):
+        def replica_feature_dp_step(batch, views):
             # The optimizer clips and noises grad[l(x) - l(psi(x))] over the private batch and adds
             # the un-noised grad l(psi(x_j)) over the independently sampled public views.
             grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=batch["mask"],
                                      public_loss_fn=public_loss_fn, public_batch=views,
                                      public_batch_mask=views["mask"], layers=layers)
             opt.apply_gradients(zip(grads, var_list))
+
+        # Keras' pattern: XLA compiles each replica's step; strategy.run runs it on every replica
+        # (with the default strategy, on the one device).
+        replica_fns = [tf.function(fn, jit_compile=self.jit, reduce_retracing=True)
+                       for fn in (replica_step, replica_feature_dp_step)]
+
+        @tf.function(reduce_retracing=True)
+        def train_step(batch):
+            strategy.run(replica_fns[0], args=(batch,))
+
+        @tf.function(reduce_retracing=True)
+        def feature_dp_step(batch, views):
+            strategy.run(replica_fns[1], args=(batch, views))
 
         @tf.function(reduce_retracing=True)
         def batch_loss(batch):
@@ -405,7 +493,8 @@ class Trainer:
                 return tf.reduce_mean(losses)
             return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-        writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+        writer = tf.summary.create_file_writer(os.path.join(dist.output_dir(out_dir),
+                                                            "tensorboard"))
         progbar = tf.keras.utils.Progbar(steps, stateful_metrics=["loss", "epsilon", "lr"])
         progbar.update(start)
         metrics: dict = {}
@@ -413,21 +502,27 @@ class Trainer:
         step = start
         epoch_steps = max(1, int(round(ledger.num_examples / ledger.batch_size)))
         eval_every = c.run.eval_every or epoch_steps
+        # Every worker evaluates (and saves) alike: reading distributed BatchNorm statistics in
+        # the cross-replica context is a collective op that all workers must join. Only the
+        # chief's files are kept.
+        evaluate_fn = evaluate
         data = make_data(start)
         if ledger.private:
-            self.log(f"sampling: {data.sampling.describe()}")
+            self.log(f"sampling: {next(iter(data.values())).sampling.describe()}")
         views_iter = None
         if make_public_views is not None:
-            views_iter = _step_batches(make_public_views(start).dataset)
+            views_iter = _shard_steps(make_public_views(start))
         t0 = time.time()
-        for step_index, batch in _step_batches(data.dataset):
-            batch = {k: v for k, v in batch.items() if k in STEP_KEYS}
+        for step_index, shards in _shard_steps(data):
+            shards = {r: {k: v for k, v in batch.items() if k in STEP_KEYS}
+                      for r, batch in shards.items()}
             if step_index != step:
                 raise RuntimeError(f"data pipeline yielded step {step_index}, expected {step}")
             views = None
             if views_iter is not None:
                 view_step, views = next(views_iter)
-                views = {k: v for k, v in views.items() if k in PUBLIC_VIEW_KEYS}
+                views = {r: {k: v for k, v in batch.items() if k in PUBLIC_VIEW_KEYS}
+                         for r, batch in views.items()}
                 if view_step != step:
                     raise RuntimeError(f"public views for step {view_step}, expected {step}")
             if ledger.private and not ledger.can_step():
@@ -436,18 +531,22 @@ class Trainer:
                          f"epsilon {ledger.target_epsilon}")
                 break
             if public_batch is not None and opt.subspace_due():
+                # Outside the strategy's scope: V is computed from the (mirrored) weights in this
+                # process and held in ordinary variables that every local replica reads; each
+                # worker computes the same V from the same public batch and weights.
                 opt.refresh_subspace(loss_fn, public_batch, var_list, layers=layers)
             ledger.record_step()
             if views is None:
-                train_step(batch)
+                train_step(self.dist.per_replica(shards))
             else:
-                feature_dp_step(batch, views)
+                feature_dp_step(self.dist.per_replica(shards), self.dist.per_replica(views))
             step += 1
             values = [("lr", float(opt._decayed_lr(tf.float32)))]
             if ledger.private:
                 values.append(("epsilon", ledger.epsilon()))
             if step % c.run.log_every == 0 or step == steps:
-                loss = float(batch_loss(batch))
+                # The first local replica's share of the batch (a log figure, not a release).
+                loss = float(batch_loss(next(iter(shards.values()))))
                 values.append(("loss", loss))
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", loss)
@@ -456,11 +555,12 @@ class Trainer:
             progbar.update(step, values=values)
             if step % c.run.checkpoint_every == 0 and step < steps:
                 ckpt.save(step, ledger, {"elapsed_s": time.time() - t0})
-            if evaluate is not None and step % eval_every == 0 and step < steps:
-                metrics = self._log_eval(evaluate, model, step, writer, out_dir)
+            if evaluate_fn is not None and step % eval_every == 0 and step < steps:
+                metrics = self._log_eval(evaluate_fn, model, step, writer,
+                                         dist.output_dir(out_dir))
         ckpt.save(step, ledger, {"elapsed_s": time.time() - t0, "finished": True})
-        if evaluate is not None:
-            metrics = self._log_eval(evaluate, model, step, writer, out_dir)
+        if evaluate_fn is not None:
+            metrics = self._log_eval(evaluate_fn, model, step, writer, dist.output_dir(out_dir))
         writer.flush()
         return PhaseResult(steps=step, stopped_by_budget=stopped, metrics=metrics)
 
