@@ -187,17 +187,22 @@ def test_each_defect_pushes_the_bound_above_the_claim(defect, method, clipping):
 def test_released_update_is_the_tapped_noised_sum_scaled():
     """The tap sees what is applied: u_0 - u_T = lr / B * (step sum of the noised sums)."""
     run, result = white_box()
-    released, noised = run._scores()
+    released, noised = run.scores()
     np.testing.assert_allclose(released, CONFIG.learning_rate / CONFIG.batch_size * noised,
                                rtol=1e-4, atol=1e-6)
     assert result.released == result.noised_sum
+
+
+def test_both_clipping_paths_give_the_same_canary_scores():
+    scores = [white_box(clipping=clipping)[0].scores()[0] for clipping in ("vectorized", "ghost")]
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["pdpsgd", "fpdp"])
 def test_projection_erases_canaries_outside_span_v(method):
     """V comes from public gradients, which have no canary component: the release never moves u."""
     run, result = white_box(method=method)
-    released, noised = run._scores()
+    released, noised = run.scores()
     assert np.all(released == 0)
     assert result.released.epsilon_lower_bound == 0.0
     assert np.std(noised) > 0          # the pre-projection sum, the audited figure, is noisy

@@ -261,13 +261,12 @@ class AuditResult:
 
     def row(self) -> dict[str, Any]:
         a, c = self.audited, self.config
-        row = {"kind": self.kind, "method": c.method, "clipping": c.clipping,
+        return {"kind": self.kind, "method": c.method, "clipping": c.clipping,
                "claimed_eps": self.claimed_epsilon, "delta": c.delta,
                "sigma": self.noise_multiplier, "q": self.sampling_rate, "steps": c.steps,
                "m": c.num_canaries, "r": a.guesses, "correct": a.correct,
                "bound": a.epsilon_lower_bound,
                "released_bound": self.released.epsilon_lower_bound, "seconds": self.seconds}
-        return row
 
 
 Sampler = Callable[[int, float, int, Any], Any]
@@ -353,7 +352,8 @@ class CanaryAudit:
     def _before_training(self) -> None:
         pass
 
-    def _scores(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def scores(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(scores from the released model, scores from the noised sum or None), after a run."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- the seams
@@ -406,11 +406,12 @@ class CanaryAudit:
         sigma, claimed = self.claim()
         opt = self.make_optimizer(sigma)
         self._before_training()
+        log(f"scored the canaries before training ({time.time() - t0:.1f} s so far)")
         log(f"{self.kind} {c.method}/{c.clipping}: claimed epsilon {claimed:.3f} "
             f"(sigma {sigma:.4f}, q {self.sampling_rate:.4g}, {c.steps} steps, "
             f"{int(included.sum())} of {c.num_canaries} canaries in)")
         self._train(opt, log)
-        released, noised = self._scores()
+        released, noised = self.scores()
         guess = lambda s: bound_from_scores(s, self.coins, c.delta, c.beta,  # noqa: E731
                                             guess_counts(c.num_canaries, c.guess_fractions),
                                             c.seed)
@@ -456,6 +457,7 @@ class CanaryAudit:
             opt.apply_gradients(zip(grads, var_list))
 
         public = self._public_rows() if c.projected else None
+        start = time.time()
         for t in range(c.steps):
             if c.projected and opt.subspace_due():
                 opt.refresh_subspace(loss_fn, public, var_list, layers=layers)
@@ -464,7 +466,7 @@ class CanaryAudit:
                                          else (None, None))
             step(batch, mask, public_batch, public_mask)
             if (t + 1) % max(1, c.steps // 5) == 0 or t + 1 == c.steps:
-                log(f"  step {t + 1}/{c.steps}")
+                log(f"  step {t + 1}/{c.steps} ({time.time() - start:.1f} s)")
 
 
 class WhiteBoxAudit(CanaryAudit):
@@ -552,7 +554,7 @@ class WhiteBoxAudit(CanaryAudit):
         self._u0 = self.canary.kernel.numpy()[:, 0].astype(np.float64)
         self._noised.assign(np.zeros_like(self._noised.numpy()))
 
-    def _scores(self):
+    def scores(self):
         u = self.canary.kernel.numpy()[:, 0].astype(np.float64)
         return self._u0 - u, self._noised.numpy()[:, 0].astype(np.float64)
 
@@ -616,5 +618,5 @@ class BlackBoxAudit(CanaryAudit):
     def _before_training(self) -> None:
         self._before = self.canary_losses()
 
-    def _scores(self):
+    def scores(self):
         return self._before - self.canary_losses(), None
