@@ -13,7 +13,9 @@ import dataclasses
 import json
 import time
 
-from absl import app, flags
+from absl import flags
+
+import _app  # scripts/_app.py: absl's app.run, help exits 0
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("kind", "white_box", ["white_box", "black_box"],
@@ -81,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _app.run(main)
