@@ -1,4 +1,4 @@
-"""tfdphpe.privacy: DP optimizers, the public subspace, accounting and the privacy ledger.
+"""tfdphpe.privacy: DP optimizers, the public subspace, accounting, the privacy ledger, audits.
 
 Knows nothing about pose: it works on per-example losses, gradients and variables.
 
@@ -27,6 +27,8 @@ _LAZY = {
     "clip_record": "mechanisms", "clipped_per_example_terms": "mechanisms",
     "PublicSubspace": "subspace", "basis_from_gradients": "subspace", "project": "subspace",
     "public_gradients": "subspace",
+    "AuditConfig": "audit", "AuditResult": "audit", "BlackBoxAudit": "audit",
+    "WhiteBoxAudit": "audit", "epsilon_lower_bound": "audit",
 }
 
 __all__ = ["BudgetExceededError", "PrivacyLedger", "PrivacyReport", "accounting",
