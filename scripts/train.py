@@ -82,6 +82,8 @@ flags.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"],
                   "Devices: one; all local GPUs (or --cpu_replicas logical CPUs); or several "
                   "hosts from TF_CONFIG (docs/training.md).")
 flags.DEFINE_integer("cpu_replicas", 0, "--distribution=mirrored without GPUs: logical CPU replicas.")
+flags.DEFINE_bool("mixed_precision", False, "float16 compute (for GPUs); per-example clipping norms, "
+                  "clipped sums and noise stay float32; static loss scale 1024.")
 
 
 def config_from_flags() -> TrainConfig:
@@ -101,7 +103,7 @@ def config_from_flags() -> TrainConfig:
         run=RunConfig(F.run_dir, F.epochs, F.pretrain_epochs, F.batch_size, F.pretrain_batch_size,
                       F.max_steps, F.seed, F.checkpoint_every, F.eval_every, F.flip_test,
                       F.jit_compile, F.resume, F.log_every, F.pretrain_only, F.distribution,
-                      F.cpu_replicas))
+                      F.cpu_replicas, F.mixed_precision))
 
 
 def main(argv):

@@ -252,7 +252,7 @@ class _ConvRule(_Rule):
             raise UnsupportedLayerError(f"ghost clipping: grouped Conv2D {layer.name!r}")
 
     def rows(self, layer, call, g):
-        a = tf.convert_to_tensor(call.inputs)
+        a = _float32(call.inputs)
         out = [_filter_gradient(self.filter_gradient, layer, a, g)]
         if layer.use_bias:
             out.append(tf.reduce_sum(g, axis=[1, 2]))
@@ -378,10 +378,16 @@ def _rule_for(layer) -> _Rule:
         "per_example_gradients(inputs, output_gradient) method; or use clipping='vectorized'")
 
 
+def _float32(t) -> tf.Tensor:
+    """Rules run in float32: with mixed precision the recorded inputs are float16, and norms and
+    clipped sums must not be (float16 squares overflow past 256 and lose digits early)."""
+    return tf.cast(tf.convert_to_tensor(t), tf.float32)
+
+
 def _token_matrices(inputs, grads, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """All calls' rows as tokens of their example: A [n, T, din] and G [n, T, dout]."""
-    a = tf.concat([_tokens(tf.convert_to_tensor(x), n) for x in inputs], 1)
-    g = tf.concat([_tokens(gg, n) for gg in grads], 1)
+    a = tf.concat([_tokens(_float32(x), n) for x in inputs], 1)
+    g = tf.concat([_tokens(_float32(gg), n) for gg in grads], 1)
     return a, g
 
 
@@ -649,6 +655,7 @@ def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
     pairs = _conv_norm_pairs(recorded)          # before the backward pass adds readers
     outputs = [c.outputs for _, _, cs in recorded for c in cs]
     out_grads = tape.gradient(total, outputs, unconnected_gradients=_ZERO) if outputs else []
+    out_grads = [_float32(g) for g in out_grads]
     grads, k = [], 0
     for _, _, cs in recorded:
         grads.append(out_grads[k:k + len(cs)])

@@ -95,8 +95,11 @@ def make_dp_optimizer_class(generic_cls):
                      refresh_every: int = 1, seed: Optional[int] = None,
                      subspace_dtype: tf.DType = tf.float32,
                      subspace_chunk_size: Optional[int] = None,
-                     public_term: str = "independent", clipping: str = "vectorized", **kwargs):
+                     public_term: str = "independent", clipping: str = "vectorized",
+                     loss_scale: float = 1.0, **kwargs):
             method = Method(method)
+            if not loss_scale > 0:
+                raise ValueError(f"loss_scale must be > 0, got {loss_scale}")
             if public_term not in PUBLIC_TERMS:
                 raise ValueError(f"public_term must be one of {PUBLIC_TERMS}, got {public_term!r}")
             if clipping not in CLIPPING:
@@ -124,6 +127,7 @@ def make_dp_optimizer_class(generic_cls):
             self._refresh_every = int(refresh_every)
             self._public_term = public_term
             self._clipping = clipping
+            self._loss_scale = float(loss_scale)
             self._subspace = (PublicSubspace(projection_dim, subspace_dtype, subspace_chunk_size)
                               if method.projected else None)
             self._refresh_functions: dict = {}
@@ -142,6 +146,8 @@ def make_dp_optimizer_class(generic_cls):
         public_term = property(lambda self: self._public_term)
         clipping = property(lambda self: self._clipping,
                             doc="How per-example clipping is computed: 'vectorized' or 'ghost'.")
+        loss_scale = property(lambda self: self._loss_scale,
+                              doc="Static loss scale S for float16 compute (1: none).")
 
         @property
         def sampling_revealed(self) -> bool:
@@ -224,13 +230,16 @@ def make_dp_optimizer_class(generic_cls):
             var_list = list(var_list)
             self._was_dp_gradients_called = True
             self._gradients_are_global = True
+            loss_fn, public_loss_fn, unscale = self._scaled(loss_fn, public_loss_fn)
             if not self._method.private:
-                return self._plain_gradients(loss_fn, batch, var_list, batch_mask)
+                return unscale(self._plain_gradients(loss_fn, batch, var_list, batch_mask))
             public_source = self._check_public_inputs(public_loss_fn, public_batch)
             if self._method.projected and not self._subspace.built:
                 raise RuntimeError("call refresh_subspace(loss_fn, public_batch, var_list) "
                                    "before the first projected step")
-            clip = self._dp_sum_query.derive_sample_params(self._global_state)
+            # With a loss scale S every record is S times the true one: clipping it to S * C and
+            # dividing the sum by S gives exactly the clipped sum of the true records.
+            clip = self._dp_sum_query.derive_sample_params(self._global_state) * self._loss_scale
             if self._clipping == "ghost":
                 if layers is None:
                     raise ValueError("clipping='ghost' needs layers=<the Keras model> in "
@@ -247,15 +256,35 @@ def make_dp_optimizer_class(generic_cls):
                 public_sum = per_example.batch_gradient(public_loss_fn, public_batch, var_list,
                                                         public_batch_mask)
                 private_sum, public_sum = _all_reduce_sum([private_sum, public_sum])
+                public_sum = unscale(public_sum)
             else:
                 private_sum = _all_reduce_sum(private_sum)
-            noised = self.add_noise(private_sum)
+            noised = self.add_noise(unscale(private_sum))
             if self._method.projected:
                 noised = self._subspace.project(noised)
             if public_sum is not None:
                 noised = [n + p for n, p in zip(noised, public_sum)]
             scale = 1.0 / float(self._expected_batch_size)
             return [g * tf.cast(scale, g.dtype) for g in noised]
+
+        def _scaled(self, loss_fn, public_loss_fn):
+            """(loss_fn * S, public_loss_fn * S, division by S) for the static loss scale S.
+
+            Mixed precision: scaling the (float32) loss keeps float16 backward passes clear of
+            underflow; the scale is divided out in float32 before the noise, so the noise and
+            the update are those of the true clipped sum.
+            """
+            scale = self._loss_scale
+            if scale == 1.0:
+                return loss_fn, public_loss_fn, lambda grads: grads
+
+            def scaled(fn):
+                return None if fn is None else (lambda b: fn(b) * tf.cast(scale, tf.float32))
+
+            def unscale(grads):
+                return [g / tf.cast(scale, g.dtype) for g in grads]
+
+            return scaled(loss_fn), scaled(public_loss_fn), unscale
 
         def _check_public_inputs(self, public_loss_fn, public_batch) -> Optional[str]:
             if not self._method.feature_dp:
@@ -350,11 +379,14 @@ def make_dp_optimizer_class(generic_cls):
             per_example_fn = per_example.per_example_gradients
             if self._clipping == "ghost" and layers is not None:
                 per_example_fn = functools.partial(ghost.per_example_gradients, layers=layers)
+            # V is a span: the loss scale (against float16 underflow) does not change it.
+            scaled_loss_fn = self._scaled(loss_fn, None)[0]
             if not tf.executing_eagerly():
-                return self._subspace.refresh(loss_fn, public_batch, var_list, per_example_fn)
+                return self._subspace.refresh(scaled_loss_fn, public_batch, var_list,
+                                              per_example_fn)
             key = (id(loss_fn), tuple(id(v) for v in var_list), id(layers))
             if key not in self._refresh_functions:
-                fn = tf.function(lambda b: self._subspace.refresh(loss_fn, b, var_list,
+                fn = tf.function(lambda b: self._subspace.refresh(scaled_loss_fn, b, var_list,
                                                                   per_example_fn))
                 self._refresh_functions[key] = (loss_fn, var_list, fn)   # keeps loss_fn alive
             return self._refresh_functions[key][2](public_batch)
@@ -375,7 +407,7 @@ def make_dp_optimizer_class(generic_cls):
                 "refresh_every": self._refresh_every,
                 "projection_dim": None if self._subspace is None else self._subspace.dim,
                 "noise_key_secret": self._noise_key_secret, "public_term": self._public_term,
-                "clipping": self._clipping,
+                "clipping": self._clipping, "loss_scale": self._loss_scale,
             })
             return config
 
@@ -414,7 +446,7 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
                    refresh_every: int = 1, seed: Optional[int] = None,
                    subspace_dtype: tf.DType | str = tf.float32,
                    subspace_chunk_size: Optional[int] = None, public_term: str = "independent",
-                   clipping: str = "vectorized", **optimizer_kwargs):
+                   clipping: str = "vectorized", loss_scale: float = 1.0, **optimizer_kwargs):
     """The one entry point: a DP (or, for method "none", plain) Keras optimizer.
 
     Args:
@@ -437,6 +469,9 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
         (per-example norms from each layer's inputs and output gradients, no per-example
         gradients of the whole model; needs ``layers=`` in dp_gradients, see ``ghost``). Same
         update, different cost.
+      loss_scale: static loss scale S for float16 compute (mixed precision): the losses are
+        multiplied by S before the backward pass and the sums divided by S (in float32) before
+        the noise; the clip and the update are unchanged. 1 (default) for float32 models.
       **optimizer_kwargs: further Keras optimizer arguments (momentum, beta_1, ...).
     """
     try:
@@ -448,5 +483,5 @@ def make_optimizer(method: Method | str, l2_norm_clip: float, noise_multiplier: 
                expected_batch_size=expected_batch_size, method=Method(method),
                projection_dim=projection_dim, refresh_every=refresh_every, seed=seed,
                subspace_dtype=tf.as_dtype(subspace_dtype), subspace_chunk_size=subspace_chunk_size,
-               public_term=public_term, clipping=clipping, learning_rate=learning_rate,
-               **optimizer_kwargs)
+               public_term=public_term, clipping=clipping, loss_scale=loss_scale,
+               learning_rate=learning_rate, **optimizer_kwargs)

@@ -147,6 +147,7 @@ class RunConfig:
     pretrain_only: bool = False         # stop after the pretraining phase
     distribution: str = "none"          # none | mirrored | multi_worker (training/distribution.py)
     cpu_replicas: int = 0               # mirrored with no GPU: logical CPU devices (0 = one)
+    mixed_precision: bool = False       # float16 compute (GPUs); clipping and noise in float32
 
     def validate(self) -> None:
         _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be > 0")

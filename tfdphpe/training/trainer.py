@@ -29,6 +29,7 @@ noises the global sum once; the ledger counts global steps at the global q. Only
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -56,6 +57,9 @@ from tfdphpe.training.distribution import Distribution, make_distribution
 from tfdphpe.training.evaluate import predict_records
 
 Log = Callable[[str], None]
+# --mixed_precision: static loss scale against float16 underflow in the backward pass (the
+# optimizer divides it out in float32 before clipping's sum is noised; see make_optimizer).
+MIXED_PRECISION_LOSS_SCALE = 2.0 ** 10
 # What a training step reads from a batch (metadata and strings stay out of the graph).
 STEP_KEYS = ("image", "public_image", "target_x", "target_y", "target_weight", "mask")
 # The independently sampled batch of public views (fdp, fpdp) carries no private pixels.
@@ -72,6 +76,20 @@ class PhaseResult:
 
 def _gpu_present() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed: bool):
+    """Layers built inside compute in float16 (variables stay float32) when ``mixed``."""
+    if not mixed:
+        yield
+        return
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def learning_rate_schedule(base: float, total_steps: int, schedule: str, warmup: int):
@@ -156,6 +174,10 @@ class Trainer:
         # First, before other TensorFlow work: logical CPU replicas need an uninitialised runtime.
         self.dist: Distribution = make_distribution(config.run.distribution,
                                                     config.run.cpu_replicas)
+        self._loss_scale = MIXED_PRECISION_LOSS_SCALE if config.run.mixed_precision else 1.0
+        if config.run.mixed_precision and not _gpu_present():
+            log("mixed precision: float16 compute without a GPU is slow on most CPUs (it is "
+                "meant for GPUs); clipping norms and noise stay float32")
 
     def _shards(self, records, pipeline, method: str, batch_size: int, steps: int, seed: int,
                 start: int) -> dict:
@@ -240,7 +262,7 @@ class Trainer:
         b = min(c.run.pretrain_batch_size, n)
         steps = max(1, int(c.run.pretrain_epochs * n // b))
         tf.keras.utils.set_random_seed(c.run.seed)    # --seed: the initialisation too
-        with self.dist.strategy.scope():
+        with self.dist.strategy.scope(), _dtype_policy(c.run.mixed_precision):
             model = build_pose_model(c.model.variant, c.data.input_size, num_joints=17,
                                      split_ratio=c.data.split_ratio, norm=c.model.norm)
             if c.model.backbone_weights:
@@ -251,7 +273,7 @@ class Trainer:
             # The global batch: the all-reduced gradient sum is divided by b.
             opt = privacy.make_optimizer("none", l2_norm_clip=1.0, noise_multiplier=0.0,
                                          learning_rate=lr, optimizer=c.optim.optimizer,
-                                         expected_batch_size=b)
+                                         expected_batch_size=b, loss_scale=self._loss_scale)
         ledger = privacy.PrivacyLedger(method="none", noise_multiplier=0.0, l2_norm_clip=1.0,
                                        num_examples=n, batch_size=b, delta=c.privacy.delta,
                                        sampling="shuffle")
@@ -332,7 +354,7 @@ class Trainer:
                          f"(N={n}, B={b}, {sampling} sampling)")
 
         tf.keras.utils.set_random_seed(c.run.seed)    # --seed: the initialisation too
-        with self.dist.strategy.scope():
+        with self.dist.strategy.scope(), _dtype_policy(c.run.mixed_precision):
             model = build_pose_model(c.model.variant, c.data.input_size,
                                      num_joints=joint_set.num_joints,
                                      split_ratio=c.data.split_ratio, norm=c.model.norm)
@@ -351,7 +373,8 @@ class Trainer:
                 p.method, l2_norm_clip=p.l2_norm_clip, noise_multiplier=sigma, learning_rate=lr,
                 optimizer=c.optim.optimizer, expected_batch_size=b,
                 projection_dim=p.projection_dim, refresh_every=p.projection_refresh_steps,
-                clipping=p.clipping if p.private else "vectorized", **opt_kwargs)
+                clipping=p.clipping if p.private else "vectorized",
+                loss_scale=self._loss_scale, **opt_kwargs)
         psi = (f"Gaussian blur of the person crop, sigma {p.public_view_sigma:g} px, with its "
                "keypoint labels" if p.method in ("fdp", "fpdp") else None)
         projection = (f"k={p.projection_dim} directions from m={p.public_examples} public "
