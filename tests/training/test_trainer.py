@@ -83,6 +83,21 @@ def test_every_method_trains(data_dirs, tmp_path, method):
         assert report["epsilon"] is None and "no differential privacy" in report["statement"]
 
 
+def test_mixed_precision_run(data_dirs, tmp_path):
+    """--mixed_precision: float16 compute, float32 variables, a finite update, a loadable model."""
+    cfg = _config(data_dirs, tmp_path / "mp", max_steps=2, mixed_precision=True, flip_test=False)
+    cfg.privacy.clipping = "ghost"
+    logs = []
+    metrics = train(cfg, log=logs.append)
+    assert metrics["steps"] == 2 and any("mixed precision" in line for line in logs)
+    model = tf.keras.models.load_model(str(tmp_path / "mp" / "model.keras"), compile=False)
+    conv = model.get_layer("backbone").get_layer("patch_embed").conv1.conv
+    assert conv.compute_dtype == "float16"     # sublayers keep their parent's policy on load
+    assert all(v.dtype == tf.float32 for v in model.weights)
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_weights)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"   # restored
+
+
 def test_budget_cap_stops_the_run(data_dirs, tmp_path):
     cfg = _config(data_dirs, tmp_path / "cap", epochs=10.0, flip_test=False, eval_every=1000)
     cfg.privacy.noise_multiplier = 1.2   # 6 steps fit in epsilon 2 (N=48, B=8, delta 1e-3)

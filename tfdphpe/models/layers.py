@@ -100,15 +100,21 @@ class BatchNorm(tf.keras.layers.BatchNormalization):
         return config
 
 
-def make_norm(channels: int, norm: str, gamma_init: float = 1.0, name: str = "bn"):
-    """BatchNorm (PyTorch numerics) or GroupNorm for a conv output of ``channels``."""
+def make_norm(channels: int, norm: str, gamma_init: float = 1.0, name: str = "bn", dtype=None):
+    """BatchNorm (PyTorch numerics) or GroupNorm for a conv output of ``channels``.
+
+    ``dtype``: the parent's dtype policy. Sublayers made in a layer's ``__init__`` take the
+    global policy unless given one, so every composite layer here passes its own: a model saved
+    under mixed precision then loads (and computes) in float16 under any global policy.
+    """
     init = tf.keras.initializers.Constant(gamma_init)
     if norm == "batch":
         return BatchNorm(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, gamma_initializer=init,
-                         name=name)
+                         name=name, dtype=dtype)
     if norm == "group":
         return tf.keras.layers.GroupNormalization(
-            groups=_group_count(channels), epsilon=BN_EPSILON, gamma_initializer=init, name=name)
+            groups=_group_count(channels), epsilon=BN_EPSILON, gamma_initializer=init, name=name,
+            dtype=dtype)
     raise ValueError(f"norm must be 'batch' or 'group', got {norm!r}")
 
 
@@ -135,12 +141,12 @@ class ConvNorm(tf.keras.layers.Layer):
             raise ValueError("ConvNorm supports groups=1 or depthwise (groups == channels); got "
                              f"groups={groups}, in={in_channels}, out={out_channels}")
         conv_kwargs = dict(kernel_size=kernel_size, strides=strides, padding="valid",
-                           use_bias=False, name="conv")
+                           use_bias=False, name="conv", dtype=self.dtype_policy)
         if self.depthwise:
             self.conv = tf.keras.layers.DepthwiseConv2D(**conv_kwargs)
         else:
             self.conv = tf.keras.layers.Conv2D(out_channels, **conv_kwargs)
-        self.bn = make_norm(out_channels, norm, gamma_init)
+        self.bn = make_norm(out_channels, norm, gamma_init, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = list(input_shape)
@@ -178,8 +184,10 @@ class PatchEmbed(tf.keras.layers.Layer):
         self.in_channels = in_channels
         self.embed_dim = embed_dim
         self.norm = norm
-        self.conv1 = ConvNorm(in_channels, embed_dim // 2, 3, 2, 1, norm=norm, name="conv1")
-        self.conv2 = ConvNorm(embed_dim // 2, embed_dim, 3, 2, 1, norm=norm, name="conv2")
+        self.conv1 = ConvNorm(in_channels, embed_dim // 2, 3, 2, 1, norm=norm, name="conv1",
+                              dtype=self.dtype_policy)
+        self.conv2 = ConvNorm(embed_dim // 2, embed_dim, 3, 2, 1, norm=norm, name="conv2",
+                              dtype=self.dtype_policy)
 
     def build(self, input_shape):
         _build(self.conv1, input_shape)
@@ -205,9 +213,12 @@ class MBConv(tf.keras.layers.Layer):
         self.expand_ratio = expand_ratio
         self.norm = norm
         hidden = int(channels * expand_ratio)
-        self.conv1 = ConvNorm(channels, hidden, 1, norm=norm, name="conv1")
-        self.conv2 = ConvNorm(hidden, hidden, 3, 1, 1, groups=hidden, norm=norm, name="conv2")
-        self.conv3 = ConvNorm(hidden, channels, 1, gamma_init=0.0, norm=norm, name="conv3")
+        self.conv1 = ConvNorm(channels, hidden, 1, norm=norm, name="conv1",
+                              dtype=self.dtype_policy)
+        self.conv2 = ConvNorm(hidden, hidden, 3, 1, 1, groups=hidden, norm=norm, name="conv2",
+                              dtype=self.dtype_policy)
+        self.conv3 = ConvNorm(hidden, channels, 1, gamma_init=0.0, norm=norm, name="conv3",
+                              dtype=self.dtype_policy)
 
     def build(self, input_shape):
         hidden_shape = list(input_shape[:-1]) + [int(self.channels * self.expand_ratio)]
@@ -236,10 +247,12 @@ class PatchMerging(tf.keras.layers.Layer):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.norm = norm
-        self.conv1 = ConvNorm(in_channels, out_channels, 1, norm=norm, name="conv1")
+        self.conv1 = ConvNorm(in_channels, out_channels, 1, norm=norm, name="conv1",
+                              dtype=self.dtype_policy)
         self.conv2 = ConvNorm(out_channels, out_channels, 3, 2, 1, groups=out_channels,
-                              norm=norm, name="conv2")
-        self.conv3 = ConvNorm(out_channels, out_channels, 1, norm=norm, name="conv3")
+                              norm=norm, name="conv2", dtype=self.dtype_policy)
+        self.conv3 = ConvNorm(out_channels, out_channels, 1, norm=norm, name="conv3",
+                              dtype=self.dtype_policy)
 
     def build(self, input_shape):
         mid = list(input_shape[:-1]) + [self.out_channels]
@@ -340,12 +353,13 @@ class WindowAttention(tf.keras.layers.Layer):
         self.window_size = window_size
         self.key_dim = dim // num_heads
         self.scale = self.key_dim ** -0.5
-        self.norm = LayerNorm(name="norm")
-        self.qkv = tf.keras.layers.Dense(3 * dim, name="qkv",
+        self.norm = LayerNorm(name="norm", dtype=self.dtype_policy)
+        self.qkv = tf.keras.layers.Dense(3 * dim, name="qkv", dtype=self.dtype_policy,
                                          kernel_initializer=_trunc_normal_init())
-        self.proj = tf.keras.layers.Dense(dim, name="proj",
+        self.proj = tf.keras.layers.Dense(dim, name="proj", dtype=self.dtype_policy,
                                           kernel_initializer=_trunc_normal_init())
-        self.bias = RelativePositionBias(num_heads, window_size, name="bias")
+        self.bias = RelativePositionBias(num_heads, window_size, name="bias",
+                                         dtype=self.dtype_policy)
 
     def build(self, input_shape):
         _build(self.norm, input_shape)
@@ -383,10 +397,10 @@ class Mlp(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim = dim
         self.hidden_dim = hidden_dim
-        self.norm = LayerNorm(name="norm")
-        self.fc1 = tf.keras.layers.Dense(hidden_dim, name="fc1",
+        self.norm = LayerNorm(name="norm", dtype=self.dtype_policy)
+        self.fc1 = tf.keras.layers.Dense(hidden_dim, name="fc1", dtype=self.dtype_policy,
                                          kernel_initializer=_trunc_normal_init())
-        self.fc2 = tf.keras.layers.Dense(dim, name="fc2",
+        self.fc2 = tf.keras.layers.Dense(dim, name="fc2", dtype=self.dtype_policy,
                                          kernel_initializer=_trunc_normal_init())
 
     def build(self, input_shape):
@@ -420,10 +434,12 @@ class TinyViTBlock(tf.keras.layers.Layer):
         self.mlp_ratio = mlp_ratio
         self.local_conv_size = local_conv_size
         self.norm = norm
-        self.attn = WindowAttention(dim, num_heads, window_size, name="attn")
+        self.attn = WindowAttention(dim, num_heads, window_size, name="attn",
+                                    dtype=self.dtype_policy)
         self.local_conv = ConvNorm(dim, dim, local_conv_size, 1, local_conv_size // 2,
-                                   groups=dim, norm=norm, name="local_conv")
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), name="mlp")
+                                   groups=dim, norm=norm, name="local_conv",
+                                   dtype=self.dtype_policy)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), name="mlp", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         tokens = [None, self.window_size * self.window_size, self.dim]

@@ -24,9 +24,12 @@ class SimCCHead(tf.keras.layers.Layer):
         self.num_joints = num_joints
         self.num_bins_x = num_bins_x
         self.num_bins_y = num_bins_y
-        self.final_layer = tf.keras.layers.Conv2D(num_joints, 1, name="final_layer")
-        self.mlp_head_x = tf.keras.layers.Dense(num_bins_x, name="mlp_head_x")
-        self.mlp_head_y = tf.keras.layers.Dense(num_bins_y, name="mlp_head_y")
+        self.final_layer = tf.keras.layers.Conv2D(num_joints, 1, name="final_layer",
+                                                  dtype=self.dtype_policy)
+        self.mlp_head_x = tf.keras.layers.Dense(num_bins_x, name="mlp_head_x",
+                                                dtype=self.dtype_policy)
+        self.mlp_head_y = tf.keras.layers.Dense(num_bins_y, name="mlp_head_y",
+                                                dtype=self.dtype_policy)
 
     def build(self, input_shape):
         if input_shape[1] is None or input_shape[2] is None:
