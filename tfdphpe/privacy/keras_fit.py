@@ -147,6 +147,7 @@ class DPModel(tf.keras.Model):
         self.public_data = (None if public_data is None else
                             tf.nest.map_structure(tf.convert_to_tensor, tuple(public_data)))
         self._per_example_loss = None
+        self._has_metrics = False
         self._loss_tracker = tf.keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=None):
@@ -165,6 +166,7 @@ class DPModel(tf.keras.Model):
             raise ValueError("steps_per_execution must be 1: each step is recorded in the "
                              "privacy ledger before it runs")
         self._per_example_loss = per_example_loss(loss)
+        self._has_metrics = bool(metrics or kwargs.get("weighted_metrics"))
         # Keras's own loss container stays empty: it would reduce the losses before clipping.
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self.loss = loss
@@ -224,7 +226,8 @@ class DPModel(tf.keras.Model):
 
     def _logs(self, y, outputs, losses, mask):
         self._loss_tracker.update_state(losses, sample_weight=mask)
-        self.compiled_metrics.update_state(y, outputs, sample_weight=mask)
+        if self._has_metrics:   # (Keras's container fails on dict outputs even with no metrics)
+            self.compiled_metrics.update_state(y, outputs, sample_weight=mask)
         return {m.name: m.result() for m in self.metrics}
 
     def _refresh_subspace_if_due(self, loss_fn, var_list, layers) -> None:
