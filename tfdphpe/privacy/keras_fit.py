@@ -350,7 +350,7 @@ class PrivacyLedgerCallback(tf.keras.callbacks.Callback):
             return
         if self.ledger.steps == 0 and taken in saved:
             restored = PrivacyLedger.load(self._ledger_path(taken))
-            if restored.to_dict() | {"steps": 0} != self.ledger.to_dict() | {"steps": 0}:
+            if not restored.same_configuration(self.ledger):
                 raise RuntimeError(f"{self._ledger_path(taken)} was written for another "
                                    "configuration (method, sigma, C, B, N, sampling, ...)")
             self.ledger = restored
