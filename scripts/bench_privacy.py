@@ -3,6 +3,8 @@ r"""Step time and peak memory of every privacy method relative to the non-privat
     python scripts/bench_privacy.py --batch_sizes=16 --steps=3
     python scripts/bench_privacy.py --batch_sizes=16,32,64,128 --methods=none,dpsgd --steps=2
     python scripts/bench_privacy.py --batch_sizes=4 --steps=2 --public_examples=16 --projection_dim=8
+    python scripts/bench_privacy.py --strategies=finetune --batch_sizes=16,64 --methods=none,dpsgd \
+        --clipping=ghost --keras_fit=dpsgd --stock --memory=false --steps=2
 
 For each strategy (finetune, full) and batch size one process times every method's step with each
 clipping path (``vectorized``: per-example gradients by tf.vectorized_map; ``ghost``: per-example
@@ -16,6 +18,11 @@ a second fresh subprocess per entry with TensorFlow's BFC allocator on the CPU
 (TF_CPU_ALLOCATOR_USE_BFC), which reports the peak bytes of live tensors during the training steps
 (weights, optimizer slots, the batch, activations, per-example work): the figure that scales with
 the batch and that a GPU's memory must hold.
+
+--keras_fit adds 'method/clipping/fit': the same step through Keras, ``DPModel.fit``'s train
+function (tfdphpe.privacy.keras_fit: dp_gradients + apply_gradients inside Keras's train_step, the
+batch read from a tf.data iterator, the logged loss); --stock adds TF-Privacy's own dpsgd path,
+which is what ``model.compile(optimizer=...); model.fit`` runs without DPModel.
 """
 
 import json
@@ -45,6 +52,8 @@ flags.DEFINE_integer("projection_dim", 50, "k.")
 flags.DEFINE_integer("subspace_chunk_size", 10, "Public examples per vectorized pass.")
 flags.DEFINE_string("subspace_dtype", "float32", "Storage dtype of V.")
 flags.DEFINE_bool("stock", False, "Also time TF-Privacy's stock dpsgd path (slow).")
+flags.DEFINE_list("keras_fit", [], "Methods (dpsgd, pdpsgd) to also time through DPModel.fit's "
+                  "train function, for each --clipping path.")
 flags.DEFINE_bool("memory", True, "Measure peak memory per method in subprocesses.")
 flags.DEFINE_bool("tensor_memory", True, "With --memory, also measure peak tensor bytes per "
                   "method (BFC allocator, one more subprocess per entry).")
@@ -81,19 +90,36 @@ def _entries():
             out.append("none")
         else:
             out.extend(f"{method}/{c}" for c in FLAGS.clipping)
+    out.extend(f"{method}/{c}/fit" for method in FLAGS.keras_fit for c in FLAGS.clipping)
     return out + (["stock"] if FLAGS.stock else [])
 
 
-def _method_step(entry, model, loss_fn, public_fn, public, views, b):
+def _fit_step(opt, model, batch, public):
+    """DPModel's train function on an endless iterator of ``batch``: one call is one fit step."""
+    def xy(b):
+        return b["image"], {k: b[k] for k in ("target_x", "target_y", "target_weight")}
+    dp = privacy.DPModel(model, public_data=None if public is None else xy(public))
+    dp.compile(optimizer=opt, loss=lambda y, outputs: simcc_kl_loss(outputs, y))
+    iterator = iter(tf.data.Dataset.from_tensors(xy(batch)).repeat())
+    train_function = dp.make_train_function()
+    return lambda _: train_function(iterator)
+
+
+def _method_step(entry, model, loss_fn, public_fn, public, views, b, batch):
     """(step function, refresh function or None) for one entry ('none', 'dpsgd/ghost', ...)."""
     method, _, clipping = entry.partition("/")
+    clipping, _, path = clipping.partition("/")
     name = "dpsgd" if method == "stock" else method
     opt = privacy.make_optimizer(name, 1.0, 1.0, 1e-4, optimizer="adam",
                                  expected_batch_size=b,
                                  projection_dim=FLAGS.projection_dim,
                                  subspace_dtype=FLAGS.subspace_dtype,
                                  subspace_chunk_size=FLAGS.subspace_chunk_size,
-                                 clipping=clipping or "vectorized")
+                                 clipping=clipping or "vectorized",
+                                 # fit refreshes V inside its step when due: only at the first
+                                 refresh_every=1 << 30 if path else 1)
+    if path == "fit":
+        return _fit_step(opt, model, batch, public if opt.method.projected else None), None
     var_list = model.trainable_variables
     pub, pub_batch = (public_fn, views) if opt.method.feature_dp else (None, None)
     layers = model if clipping == "ghost" else None
@@ -119,7 +145,7 @@ def _worker(spec):
     model(batch["image"][:1], training=False)
     bfc = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC") == "true"
     if entry != "model":
-        step, _ = _method_step(entry, model, loss_fn, public_fn, public, views, int(b))
+        step, _ = _method_step(entry, model, loss_fn, public_fn, public, views, int(b), batch)
         if bfc:   # from here: weights, V, the batch, then the steps' slots and temporaries
             tf.config.experimental.reset_memory_stats("CPU:0")
         step(batch)
@@ -180,7 +206,7 @@ def _bench(strategy, b, entries):
     steps, refreshes = {}, {}
     for entry in entries:
         steps[entry], refreshes[entry] = _method_step(entry, model, loss_fn, public_fn,
-                                                      public, views, b)
+                                                      public, views, b, batch)
         steps[entry](batch)   # trace
     times = {e: [] for e in entries}
     for _ in range(FLAGS.steps):

@@ -29,6 +29,7 @@ _LAZY = {
     "public_gradients": "subspace",
     "AuditConfig": "audit", "AuditResult": "audit", "BlackBoxAudit": "audit",
     "WhiteBoxAudit": "audit", "epsilon_lower_bound": "audit",
+    "DPModel": "keras_fit", "PrivacyLedgerCallback": "keras_fit",
 }
 
 __all__ = ["BudgetExceededError", "PrivacyLedger", "PrivacyReport", "accounting",

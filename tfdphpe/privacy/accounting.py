@@ -446,6 +446,10 @@ class PrivacyLedger:
                          "steps.")
         return "\n".join(lines)
 
+    def same_configuration(self, other: "PrivacyLedger") -> bool:
+        """True if ``other`` accounts for the same run (every field but the step count)."""
+        return self.to_dict() | {"steps": 0} == other.to_dict() | {"steps": 0}
+
     # serialisation
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

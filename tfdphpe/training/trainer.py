@@ -463,7 +463,7 @@ class Trainer:
             restored = ckpt.restore_latest()
             if restored is not None:
                 start, saved = restored
-                if saved.to_dict() | {"steps": 0} != ledger.to_dict() | {"steps": 0}:
+                if not saved.same_configuration(ledger):
                     raise RuntimeError(f"{out_dir}: the checkpoint's ledger differs from this "
                                        "configuration; resume with the same flags")
                 ledger = saved
