@@ -28,7 +28,11 @@ sys.skip_tf_privacy_import = True
 
 
 def check_keras2() -> None:
-    """Raises ImportError if ``tf.keras`` is Keras 3 (TensorFlow was imported too early)."""
+    """Raises ImportError if ``tf.keras`` is Keras 3.
+
+    TF 2.21 picks the Keras behind ``tf.keras`` at its first use, so importing TensorFlow before
+    tfdphpe is fine; using ``tf.keras`` before importing tfdphpe is not.
+    """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     module = tf.keras.layers.Layer.__module__   # Keras 2: *.engine.base_layer; Keras 3: no engine
@@ -38,7 +42,7 @@ def check_keras2() -> None:
             "tfdphpe (or set TF_USE_LEGACY_KERAS=1) before TensorFlow")
 
 
-if "tensorflow" in sys.modules:   # imported before us: the variable above came too late
+if "tensorflow" in sys.modules:   # imported before us: fine unless tf.keras was already used
     check_keras2()
 
 
