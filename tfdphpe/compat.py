@@ -61,6 +61,16 @@ def tflite_interpreter_class():
     return Interpreter
 
 
+def tflite_runtime_name() -> str:
+    """Which interpreter ``tflite_interpreter`` uses, with its version (for benchmark output)."""
+    cls = tflite_interpreter_class()
+    if cls.__module__.startswith("ai_edge_litert"):
+        from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+        return f"LiteRT {version('ai-edge-litert')}"
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return f"tf.lite {tf.__version__}"
+
+
 def tflite_interpreter(model_path: str | None = None, model_content: bytes | None = None,
                        num_threads: int | None = None):
     """A TFLite interpreter (see ``tflite_interpreter_class``) for a file or flatbuffer bytes."""
