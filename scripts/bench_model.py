@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ star
 
 import time
 
+import tfdphpe  # noqa: F401  (first: tfdphpe.compat must run before TensorFlow)
 import tensorflow as tf
 from absl import app, flags
 

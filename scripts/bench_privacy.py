@@ -32,6 +32,7 @@ import sys
 import time
 
 import numpy as np
+import tfdphpe  # noqa: F401  (first: tfdphpe.compat must run before TensorFlow)
 import tensorflow as tf
 from absl import app, flags
 

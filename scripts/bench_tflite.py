@@ -23,7 +23,7 @@ from absl import app, flags
 
 import _app  # scripts/_app.py: absl's app.run, help exits 0
 
-from tfdphpe import export
+from tfdphpe import compat, export
 from tfdphpe.export.tflite import measure_latency
 
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
@@ -44,7 +44,9 @@ def fetch_blazepose(directory):
         return path
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            # Wheels up to CPython 3.12; the .tflite inside does not depend on the interpreter.
             subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                            "--only-binary=:all:", "--python-version=3.12",
                             "mediapipe==0.10.14", "-d", tmp], check=True, timeout=600)
             (wheel,) = glob.glob(os.path.join(tmp, "mediapipe-*.whl"))
             with zipfile.ZipFile(wheel) as z, open(path, "wb") as f:
@@ -93,7 +95,7 @@ def main(argv):
     load = os.getloadavg()[0]
     results = {t: measure_latency(models, int(t), FLAGS.rounds) for t in FLAGS.threads}
     ref = "BlazePose full 256x256" if blazepose else f"float32 stock graph {tag}"
-    print(f"\nTinyViT-{FLAGS.variant} + SimCC vs {ref}; TFLite {export.tflite.tf.__version__} "
+    print(f"\nTinyViT-{FLAGS.variant} + SimCC vs {ref}; {compat.tflite_runtime_name()} "
           f"interpreter (XNNPACK), median of {FLAGS.rounds} interleaved rounds; load average "
           f"{load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine).")
     head = " | ".join(f"{t} thr ms (min) | x ref" for t in FLAGS.threads)

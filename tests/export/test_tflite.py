@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.export.conftest import PRIVACY
 from tests.helpers import TINY_INPUT
+from tfdphpe import compat
 from tfdphpe.data.joints import MPII
 from tfdphpe.export import (INT8_FLOAT_OPS, TFLitePoseEstimator, convert_to_tflite, keras_predict,
                             op_counts, parity, read_metadata, read_tflite_metadata,
@@ -52,7 +52,7 @@ def test_int8_graph_runs_heavy_ops_in_int8_and_the_rest_in_float(exported):
     # output, SQRT and DIV; no MEAN or RSQRT).
     assert not any(op in ("MEAN", "RSQRT") for op, _ in counts), counts
     assert counts[("SQRT", "float32")] == counts[("DIV", "float32")] == 6  # TINY: 3 blocks x 2 LNs
-    interpreter = tf.lite.Interpreter(model_path=exported["tflite"]["int8"])
+    interpreter = compat.tflite_interpreter(model_path=exported["tflite"]["int8"])
     for op in interpreter._get_ops_details():
         if op["op_name"] == "FULLY_CONNECTED":
             x, w = (interpreter._get_tensor_details(i, 0) for i in op["inputs"][:2])

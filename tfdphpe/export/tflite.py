@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfdphpe import compat
 from tfdphpe.data.joints import MPII, JointSet
 from tfdphpe.export.metadata import METADATA_FILENAME, deployment_metadata
 from tfdphpe.export.preprocessing import normalize_pixels
@@ -208,9 +209,9 @@ def _quantize_int8(converter, input_size, crops, optimize: bool) -> bytes:
     # more; this is the same call it makes (TF 2.15: tests/export pin it).
     converter._experimental_calibrate_only = True  # pylint: disable=protected-access
     calibrated = converter.convert()
-    names = [t["name"] for t in tf.lite.Interpreter(model_content=calibrated).get_tensor_details()]
-    out_names = [d["name"] for d in
-                 tf.lite.Interpreter(model_content=calibrated).get_output_details()]
+    calibrated_interpreter = _interpreter(calibrated)
+    names = [t["name"] for t in calibrated_interpreter.get_tensor_details()]
+    out_names = [d["name"] for d in calibrated_interpreter.get_output_details()]
     float_nodes = [n for n in names if _in_float_scope(n)] + out_names
     return _lite_convert.mlir_quantize(calibrated, fully_quantize=False,
                                        denylisted_ops=list(INT8_FLOAT_OPS),
@@ -273,10 +274,11 @@ def op_counts(model: str | bytes) -> dict[tuple[str, str], int]:
     return counts
 
 
-def _interpreter(model: str | bytes, num_threads: int | None = None) -> tf.lite.Interpreter:
+def _interpreter(model: str | bytes, num_threads: int | None = None):
+    """LiteRT's interpreter where installed, else tf.lite's (tfdphpe.compat)."""
     if isinstance(model, (bytes, bytearray)):
-        return tf.lite.Interpreter(model_content=bytes(model), num_threads=num_threads)
-    return tf.lite.Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        return compat.tflite_interpreter(model_content=bytes(model), num_threads=num_threads)
+    return compat.tflite_interpreter(model_path=os.fspath(model), num_threads=num_threads)
 
 
 # ------------------------------------------------------------------------------ runner
