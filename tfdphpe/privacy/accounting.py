@@ -472,9 +472,11 @@ class PrivacyLedger:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str) -> None:
+        """Writes the ledger atomically (a temporary file renamed over ``path``)."""
         import tensorflow as tf  # gfile: works for local paths and GCS alike
-        with tf.io.gfile.GFile(path, "w") as f:
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
             f.write(self.to_json())
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
     @classmethod
     def load(cls, path: str) -> "PrivacyLedger":

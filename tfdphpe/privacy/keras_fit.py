@@ -410,6 +410,5 @@ class PrivacyLedgerCallback(tf.keras.callbacks.Callback):
             return None
         tf.io.gfile.makedirs(self.directory)
         path = self._ledger_path(self.ledger.steps)
-        self.ledger.save(path + ".tmp")
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        self.ledger.save(path)
         return path
