@@ -12,6 +12,7 @@ from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
 from tfdphpe.models.layers import BatchNorm, LayerNorm, RelativePositionBias
 from tfdphpe.privacy import ghost, mechanisms, per_example
+from tfdphpe.privacy.ghost import fusion
 
 K = tf.keras.layers
 
@@ -208,23 +209,37 @@ def test_pose_model_every_method_matches_reference_path(strategy):
         assert _rel(updates[1], updates[0]) < 1e-5, (method, strategy)
 
 
-def test_unsupported_layers_and_live_batchnorm_are_refused():
-    inputs = tf.keras.Input((4,))
-    model = tf.keras.Model(inputs, K.Dense(2, activation="tanh", name="fused")(inputs))
-    with pytest.raises(ghost.UnsupportedLayerError, match="fused"):
-        ghost.variable_owners(model, model.trainable_variables)
+class _NoisyScale(K.Layer):
+    """A layer without a rule whose call draws random numbers (the fallback cannot be exact)."""
 
-    inputs = tf.keras.Input((3, 3, 2))
-    model = tf.keras.Model(inputs, K.Conv2DTranspose(2, 2, name="tconv")(inputs))
-    with pytest.raises(ghost.UnsupportedLayerError, match="tconv"):
-        ghost.variable_owners(model, model.trainable_variables)
+    def build(self, shape):
+        self.w = self.add_weight("w", shape=shape[-1:], initializer="ones")
 
+    def call(self, x, training=None):
+        return x * self.w + tf.random.normal(tf.shape(x)) * 0.1
+
+
+def test_what_no_rule_can_do_exactly_is_refused_by_name():
+    """A live BatchNorm (mixes examples), random ops in a fallback layer (a second call draws
+    anew) and a layer called inside a loop (an RNN cell) are refused with the layer's name."""
     inputs = tf.keras.Input((4, 4, 2))
     model = tf.keras.Model(inputs, tf.reduce_sum(BatchNorm(name="live")(inputs, training=True),
                                                  axis=[1, 2, 3]))
     with pytest.raises(ghost.UnsupportedLayerError, match="batch statistics"):
         ghost.ghost_clipped_sum(1.0, lambda b: model(b, training=True),
                                 tf.ones([2, 4, 4, 2]), model.trainable_variables, model)
+    inputs = tf.keras.Input((3,))
+    model = tf.keras.Model(inputs, tf.reduce_sum(_NoisyScale(name="noisy")(inputs), axis=1))
+    fn = tf.function(lambda b: ghost.ghost_clipped_sum(1.0, model, b, model.trainable_variables,
+                                                       model), autograph=False)
+    with pytest.raises(ghost.UnsupportedLayerError, match="noisy.*random"):
+        fn(tf.ones([2, 3]))
+    inputs = tf.keras.Input((5, 3))
+    model = tf.keras.Model(inputs, tf.reduce_sum(K.SimpleRNN(2, name="rnn")(inputs), axis=1))
+    fn = tf.function(lambda b: ghost.ghost_clipped_sum(1.0, model, b, model.trainable_variables,
+                                                       model), autograph=False)
+    with pytest.raises(ghost.UnsupportedLayerError, match="loop"):
+        fn(tf.ones([2, 5, 3]))
 
     opt = privacy.make_optimizer("dpsgd", 1.0, 0.0, 0.1, expected_batch_size=2, clipping="ghost")
     with pytest.raises(ValueError, match="layers="):
@@ -307,12 +322,12 @@ def test_conv_feeding_only_a_frozen_batchnorm_is_fused_and_exact(ghost_mode, mon
     loss_fn, _ = loss_fns(model)
     fused = []
 
-    class Spy(ghost._ConvNormWork):      # pylint: disable=protected-access
+    class Spy(fusion.ConvNormWork):
         def __init__(self, conv, norm, *args):
             fused.append((conv.name, norm.name))
             super().__init__(conv, norm, *args)
 
-    monkeypatch.setattr(ghost, "_ConvNormWork", Spy)
+    monkeypatch.setattr(fusion, "ConvNormWork", Spy)
     pairs = [("conv_bias", "bn_conv"), ("dw", "bn_dw")] + (
         [("pw", "bn_pw")] if ghost_mode is None else [])      # ghost=True: the 1x1 stays ghost
     every = model.trainable_variables

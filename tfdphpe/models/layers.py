@@ -57,6 +57,9 @@ def gelu(x: tf.Tensor) -> tf.Tensor:
 class LayerNorm(tf.keras.layers.LayerNormalization):
     """LayerNormalization (epsilon 1e-5, as PyTorch) that honours ``numerics(layer_norm=...)``."""
 
+    # Computes what LayerNormalization computes (per-example gradient rules may rely on it).
+    same_gradients_as = tf.keras.layers.LayerNormalization
+
     def __init__(self, epsilon: float = LN_EPSILON, **kwargs):
         super().__init__(epsilon=epsilon, **kwargs)
 
@@ -84,6 +87,9 @@ class BatchNorm(tf.keras.layers.BatchNormalization):
     own ``trainable=False`` also freezes gamma and beta, which the strategies do not want.
     The flag is read when a function is traced: set it before building the training step.
     """
+
+    # Computes what BatchNormalization computes, in inference mode when frozen.
+    same_gradients_as = tf.keras.layers.BatchNormalization
 
     def __init__(self, frozen_stats: bool = False, **kwargs):
         super().__init__(**kwargs)

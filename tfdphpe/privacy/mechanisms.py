@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 
 from tfdphpe.privacy.per_example import (LossFn, Tensors, Variables, _dense, _example_as_batch,
+                                         record_losses, record_mask,
                                          global_norms)
 
 
@@ -60,13 +61,43 @@ def clip_record(record: Sequence[tf.Tensor], l2_norm_clip: tf.Tensor) -> Tensors
     return [tf.where(finite, g * tf.cast(scale, g.dtype), tf.zeros_like(g)) for g in record]
 
 
-def private_records(loss_fn: LossFn, batch: Any, var_list: Variables,
-                    public_loss_fn: Optional[LossFn] = None) -> Tensors:
-    """Unclipped private records, one [B, *var.shape] tensor per variable.
+def _units(batch: Any, k: int) -> Any:
+    """[U * k, ...] -> [U, k, ...] for every tensor of the batch."""
+    return tf.nest.map_structure(
+        lambda t: tf.reshape(t, tf.concat([[-1, k], tf.shape(t)[1:]], 0)), batch)
 
-    With ``public_loss_fn`` (Feature DP) the record is grad[l(x_i) - l(psi(x_i))].
+
+def private_records(loss_fn: LossFn, batch: Any, var_list: Variables,
+                    public_loss_fn: Optional[LossFn] = None,
+                    examples_per_unit: Optional[int] = None,
+                    batch_mask: Optional[tf.Tensor] = None) -> Tensors:
+    """Unclipped private records, one [R, *var.shape] tensor per variable.
+
+    A record is an example's gradient (R = B), or with ``examples_per_unit`` = k a unit's: the
+    gradient of the mean loss of its real examples (R = B / k; ``batch_mask`` says which slots
+    are real), computed on the unit's k examples as one batch. With ``public_loss_fn`` (Feature
+    DP) the loss is l(x) - l(psi(x)).
     """
     var_list = list(var_list)
+    if examples_per_unit:
+        k = int(examples_per_unit)
+        mask = (tf.ones([tf.shape(tf.nest.flatten(batch)[0])[0]]) if batch_mask is None
+                else tf.cast(batch_mask, tf.float32))
+
+        def one_unit(unit):
+            examples, slots = unit
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(var_list)
+                losses = loss_fn(examples)
+                if public_loss_fn is not None:
+                    losses = losses - public_loss_fn(examples)
+                loss, _ = record_losses(losses, slots, k)
+                loss = tf.reduce_sum(loss)
+            grads = tape.gradient(loss, var_list,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return _dense(grads, var_list)
+
+        return list(tf.vectorized_map(one_unit, (_units(batch, k), tf.reshape(mask, [-1, k]))))
 
     def one_example(example):
         example = _example_as_batch(example)
@@ -95,15 +126,18 @@ def clipped_per_example_terms(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: A
 
 def clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_list: Variables,
                 public_loss_fn: Optional[LossFn] = None,
-                batch_mask: Optional[tf.Tensor] = None, return_norms: bool = False):
-    """sum_i mask_i * clip(record_i), computed as one contraction per variable.
+                batch_mask: Optional[tf.Tensor] = None, return_norms: bool = False,
+                examples_per_unit: Optional[int] = None):
+    """sum over records of mask * clip(record), computed as one contraction per variable.
 
-    Records whose norm is not finite are left out (``clip_scales``). ``return_norms``: also
-    return the records' (unclipped) norms [B].
+    Records are examples, or units of ``examples_per_unit`` slots (``private_records``). Records
+    whose norm is not finite are left out (``clip_scales``). ``return_norms``: also return the
+    records' (unclipped) norms.
     """
-    records = private_records(loss_fn, batch, var_list, public_loss_fn)
+    records = private_records(loss_fn, batch, var_list, public_loss_fn, examples_per_unit,
+                              batch_mask)
     norms = global_norms(records)
-    keep, poisoned = keep_mask(norms, batch_mask)
+    keep, poisoned = keep_mask(norms, record_mask(batch_mask, examples_per_unit))
     scale = tf.where(keep, clip_scales(norms, l2_norm_clip), tf.zeros_like(norms))
     # 0 * NaN is NaN: zero the left-out records' values only when one of them is not finite.
     records = tf.cond(poisoned, lambda: _zero_rows(records, keep), lambda: records)

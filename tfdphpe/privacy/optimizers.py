@@ -243,7 +243,8 @@ def make_dp_optimizer_class(generic_cls):
                          batch_mask: Optional[tf.Tensor] = None,
                          public_batch: Any = None,
                          public_batch_mask: Optional[tf.Tensor] = None,
-                         layers: Optional[tf.keras.layers.Layer] = None) -> list[tf.Tensor]:
+                         layers: Optional[tf.keras.layers.Layer] = None,
+                         examples_per_unit: Optional[int] = None) -> list[tf.Tensor]:
             """The update direction of one step for ``var_list`` (see the module docstring).
 
             Args:
@@ -260,13 +261,18 @@ def make_dp_optimizer_class(generic_cls):
               public_batch_mask: optional 0/1 mask of ``public_batch``.
               layers: clipping="ghost" only: the Keras model whose layers own ``var_list`` and
                 which ``loss_fn`` runs (its calls are recorded, see ``ghost``).
+              examples_per_unit: unit-level DP: the batch holds units of k consecutive example
+                slots (``tfdphpe.privacy.sampling``); a unit's record is the mean of its real
+                examples' gradients, clipped to C as one record, and expected_batch_size counts
+                units. The public term of Feature DP is then over units of public views too.
             """
             var_list = list(var_list)
             self._was_dp_gradients_called = True
             self._gradients_are_global = True
             loss_fn, public_loss_fn, unscale = self._scaled(loss_fn, public_loss_fn)
+            k = examples_per_unit
             if not self._method.private:
-                return unscale(self._plain_gradients(loss_fn, batch, var_list, batch_mask))
+                return unscale(self._plain_gradients(loss_fn, batch, var_list, batch_mask, k))
             public_source = self._check_public_inputs(public_loss_fn, public_batch)
             if self._method.projected and not self._subspace.built:
                 raise RuntimeError("call refresh_subspace(loss_fn, public_batch, var_list) "
@@ -280,17 +286,18 @@ def make_dp_optimizer_class(generic_cls):
                                      "dp_gradients: the per-example norms come from its layers")
                 private_sum, norms = ghost.ghost_clipped_sum(
                     clip, loss_fn, batch, var_list, layers, public_loss_fn, batch_mask,
-                    return_norms=True)
+                    return_norms=True, examples_per_unit=k)
             else:
                 private_sum, norms = mechanisms.clipped_sum(
-                    clip, loss_fn, batch, var_list, public_loss_fn, batch_mask, return_norms=True)
-            dropped = _dropped_records(norms, batch_mask)
+                    clip, loss_fn, batch, var_list, public_loss_fn, batch_mask, return_norms=True,
+                    examples_per_unit=k)
+            dropped = _dropped_records(norms, per_example.record_mask(batch_mask, k))
             public_sum = None
             if public_source is not None:
                 if public_source == "same_batch":
                     public_batch, public_batch_mask = batch, batch_mask
                 public_sum = per_example.batch_gradient(public_loss_fn, public_batch, var_list,
-                                                        public_batch_mask)
+                                                        public_batch_mask, k)
                 private_sum, public_sum, dropped = _all_reduce_sum(
                     [private_sum, public_sum, dropped])
                 public_sum = unscale(public_sum)
@@ -358,13 +365,14 @@ def make_dp_optimizer_class(generic_cls):
             with tf.control_dependencies([advanced]):
                 return [tf.identity(n) for n in noised]
 
-        def _plain_gradients(self, loss_fn, batch, var_list, batch_mask):
-            grads = per_example.batch_gradient(loss_fn, batch, var_list, batch_mask)
+        def _plain_gradients(self, loss_fn, batch, var_list, batch_mask, k=None):
+            grads = per_example.batch_gradient(loss_fn, batch, var_list, batch_mask, k)
             if self._expected_batch_size is not None:
                 return [g / float(self._expected_batch_size) for g in _all_reduce_sum(grads)]
             first = tf.nest.flatten(batch)[0]
-            count = (tf.cast(tf.shape(first)[0], tf.float32) if batch_mask is None
-                     else tf.reduce_sum(tf.cast(batch_mask, tf.float32)))
+            mask = per_example.record_mask(batch_mask, k)
+            count = (tf.cast(tf.shape(first)[0] // (k or 1), tf.float32) if mask is None
+                     else tf.reduce_sum(tf.cast(mask, tf.float32)))
             grads, count = _all_reduce_sum([grads, count])
             return [g / tf.cast(tf.maximum(count, 1.0), g.dtype) for g in grads]
 

@@ -55,16 +55,51 @@ def jacobian_per_example_gradients(loss_fn: LossFn, batch: Any, var_list: Variab
     return tape.jacobian(losses, var_list, unconnected_gradients=_ZERO)
 
 
+def record_losses(losses: tf.Tensor, batch_mask: Optional[tf.Tensor],
+                  examples_per_unit: Optional[int]) -> tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """(per-record losses, per-record 0/1 mask) from per-example losses [B].
+
+    Example-level (``examples_per_unit`` None): the losses with padding set to 0 (``where``, not
+    a product: a padded example's NaN must not enter). Unit-level: the batch is units of k
+    consecutive example slots; a unit's loss is the mean over its real examples, so its
+    gradient (the record) is the mean of their gradients; a unit with no real example is
+    padding.
+    """
+    if batch_mask is not None:
+        losses = tf.where(tf.cast(batch_mask, tf.bool), losses, tf.zeros_like(losses))
+    if not examples_per_unit:
+        return losses, batch_mask
+    k = int(examples_per_unit)
+    per_unit = tf.reshape(losses, [-1, k])
+    if batch_mask is None:
+        return tf.reduce_mean(per_unit, axis=1), None
+    mask = tf.reshape(tf.cast(batch_mask, losses.dtype), [-1, k])
+    count = tf.reduce_sum(mask, axis=1)
+    weights = mask / tf.maximum(count, 1.0)[:, None]
+    return tf.reduce_sum(per_unit * weights, axis=1), tf.cast(count > 0, losses.dtype)
+
+
+def record_mask(batch_mask: Optional[tf.Tensor],
+                examples_per_unit: Optional[int]) -> Optional[tf.Tensor]:
+    """The 0/1 mask of records (units with at least one real example) from the example mask."""
+    if batch_mask is None or not examples_per_unit:
+        return batch_mask
+    return tf.reduce_max(tf.reshape(tf.cast(batch_mask, tf.float32),
+                                    [-1, int(examples_per_unit)]), axis=1)
+
+
 def batch_gradient(loss_fn: LossFn, batch: Any, var_list: Variables,
-                   batch_mask: Optional[tf.Tensor] = None) -> Tensors:
-    """Gradient of the (masked) sum of per-example losses: one ordinary backward pass."""
+                   batch_mask: Optional[tf.Tensor] = None,
+                   examples_per_unit: Optional[int] = None) -> Tensors:
+    """Gradient of the (masked) sum of per-record losses: one ordinary backward pass.
+
+    Records are examples, or units of ``examples_per_unit`` slots (``record_losses``).
+    """
     var_list = list(var_list)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(var_list)
-        losses = loss_fn(batch)
-        if batch_mask is not None:
-            # where, not multiply: a padded example's NaN/inf loss must not enter the sum.
-            losses = tf.where(tf.cast(batch_mask, tf.bool), losses, tf.zeros_like(losses))
+        # where, not multiply: a padded example's NaN/inf loss must not enter the sum.
+        losses, _ = record_losses(loss_fn(batch), batch_mask, examples_per_unit)
         total = tf.reduce_sum(losses)
     return _dense(tape.gradient(total, var_list, unconnected_gradients=_ZERO), var_list)
 
