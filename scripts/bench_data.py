@@ -20,7 +20,7 @@ flags.DEFINE_integer("num_images", 256, "Images to render when --data_dir is not
 flags.DEFINE_integer("batch_size", 32, "Expected batch size B.")
 flags.DEFINE_integer("steps", 20, "Timed steps (after --warmup).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps.")
-flags.DEFINE_enum("sampling", "poisson", ["poisson", "shuffled"], "Batching of the pipeline.")
+flags.DEFINE_enum("sampling", "poisson", ["poisson", "shuffle"], "Batching of the pipeline.")
 flags.DEFINE_string("variant", "5m", "TinyViT variant of the model step.")
 flags.DEFINE_bool("model", True, "Also time the model's training step.")
 

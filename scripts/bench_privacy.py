@@ -19,6 +19,13 @@ a second fresh subprocess per entry with TensorFlow's BFC allocator on the CPU
 (weights, optimizer slots, the batch, activations, per-example work): the figure that scales with
 the batch and that a GPU's memory must hold.
 
+--peer=tfp_fast instead compares our DPModel with TF-Privacy's DPModel and its fast-clipping
+registry, each against the plain Keras step, on an MLP, a transformer and the pose model
+(scripts/_peer.py):
+
+    python scripts/bench_privacy.py --peer=tfp_fast --peer_models=mlp,transformer,pose \
+        --batch_sizes=16,64 --steps=5 --input_size=128,96
+
 --keras_fit adds 'method/clipping/fit': the same step through Keras, ``DPModel.fit``'s train
 function (tfdphpe.privacy.dp_model: dp_gradients + apply_gradients inside Keras's train_step, the
 batch read from a tf.data iterator, the logged loss); --stock adds TF-Privacy's own dpsgd path,
@@ -37,6 +44,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import _app  # scripts/_app.py: absl's app.run, help exits 0
+import _peer  # scripts/_peer.py: --peer=tfp_fast
 
 from tfdphpe import privacy
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, simcc_kl_loss
@@ -59,6 +67,10 @@ flags.DEFINE_bool("memory", True, "Measure peak memory per method in subprocesse
 flags.DEFINE_bool("tensor_memory", True, "With --memory, also measure peak tensor bytes per "
                   "method (BFC allocator, one more subprocess per entry).")
 flags.DEFINE_string("worker", None, "Internal: 'strategy:entry:batch' to run once for memory.")
+flags.DEFINE_enum("peer", None, ["tfp_fast"], "Compare our DPModel with a peer's instead: "
+                  "tfp_fast = TF-Privacy's DPModel with its fast-clipping layer registry.")
+flags.DEFINE_list("peer_models", list(_peer.MODELS), "--peer: models (mlp, transformer, pose).")
+flags.DEFINE_string("peer_worker", None, "Internal: 'entry:model:batch' for peer memory.")
 FLAGS = flags.FLAGS
 
 
@@ -179,6 +191,13 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")   # pfor's per-op fallback notices would drown the table
     if FLAGS.worker:
         return _worker(FLAGS.worker)
+    size = tuple(int(v) for v in FLAGS.input_size)
+    if FLAGS.peer_worker:
+        return _peer.worker(FLAGS.peer_worker, size)
+    if FLAGS.peer:
+        _peer.run(FLAGS.peer_models, [int(b) for b in FLAGS.batch_sizes], FLAGS.steps, size,
+                  FLAGS.memory, sys.argv)
+        return None
     entries = _entries()
     print(f"TinyViT-{FLAGS.variant} {FLAGS.input_size[0]}x{FLAGS.input_size[1]}, "
           f"m={FLAGS.public_examples}, k={FLAGS.projection_dim}, V in {FLAGS.subspace_dtype}, "

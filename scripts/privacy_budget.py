@@ -5,8 +5,14 @@ r"""Privacy budget of a DP run: epsilon for a noise multiplier, or the noise mul
     python scripts/privacy_budget.py --num_examples=22246 --batch_size=64 --delta=4e-5 \
         --steps=8700 --noise_multiplier=1.1 --json
 
-Poisson sampling (q = batch_size / num_examples) by default; --sampling=shuffle prints both
-TF-Privacy figures and claims the once-per-epoch one. Invalid input exits with code 2.
+    python scripts/privacy_budget.py --num_examples=22246 --batch_size=64 --delta=4e-5 \
+        --epochs=25 --noise_multiplier=1.42 --group_size=50        # a person in 50 crops
+
+N and B count privacy units (--unit names them: examples, or people, videos, images for a run
+with --privacy_unit). Poisson sampling (q = batch_size / num_examples) by default;
+--sampling=shuffle prints both TF-Privacy figures and claims the once-per-epoch one.
+--group_size=k also prints what the guarantee gives k units together (group privacy: what an
+example-level guarantee says about a person in k crops). Invalid input exits with code 2.
 """
 
 import json
@@ -19,8 +25,12 @@ import _app  # scripts/_app.py: absl's app.run, help exits 0
 
 from tfdphpe.privacy import accounting
 
-flags.DEFINE_integer("num_examples", None, "N, private training examples.")
-flags.DEFINE_integer("batch_size", None, "Expected batch size B (q = B / N).")
+flags.DEFINE_integer("num_examples", None, "N, private training units (examples by default).")
+flags.DEFINE_integer("batch_size", None, "Expected batch size B in units (q = B / N).")
+flags.DEFINE_string("unit", "example", "What one unit is (example, image, video, identity): "
+                    "named in the statement.")
+flags.DEFINE_integer("group_size", None, "Also print the group-privacy epsilon and delta of k "
+                     "units together (e.g. a person's crops under an example-level run).")
 flags.DEFINE_float("delta", None, "Target delta, in (0, 1); below 1/N.")
 flags.DEFINE_float("epochs", None, "Epochs of training (or give --steps).")
 flags.DEFINE_integer("steps", None, "Steps of training (or give --epochs).")
@@ -49,6 +59,8 @@ def _check_flags() -> None:
         _fail("give exactly one of --noise_multiplier and --target_epsilon")
     if FLAGS.target_epsilon is not None and not FLAGS.target_epsilon > 0:
         _fail(f"--target_epsilon must be > 0, got {FLAGS.target_epsilon}")
+    if FLAGS.group_size is not None and FLAGS.group_size < 1:
+        _fail(f"--group_size must be >= 1, got {FLAGS.group_size}")
     if FLAGS.num_examples > 0 and 1.0 / FLAGS.num_examples <= FLAGS.delta < 1:
         print(f"privacy_budget: warning: delta {FLAGS.delta:g} >= 1/N allows releasing whole "
               "examples", file=sys.stderr)
@@ -73,19 +85,27 @@ def main(argv):
         if sigma is None:
             sigma = accounting.calibrate_noise_multiplier(target_epsilon=FLAGS.target_epsilon,
                                                           **common)
-        report = accounting.privacy_report(noise_multiplier=sigma, **common)
+        report = accounting.privacy_report(noise_multiplier=sigma, unit=FLAGS.unit, **common)
     except ValueError as err:
         _fail(str(err))
+    group = None
+    if FLAGS.group_size is not None:
+        group = accounting.group_privacy(report.epsilon, report.delta, FLAGS.group_size)
     if FLAGS.json:
         out = report.as_dict()
         out["target_epsilon"] = FLAGS.target_epsilon
+        if group is not None:
+            out.update(group_size=FLAGS.group_size, group_epsilon=group[0], group_delta=group[1])
         # JSON has no infinity: a zero noise multiplier gives epsilon null.
         finite = {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in out.items()}
         print(json.dumps(finite, sort_keys=True))
         return
     if FLAGS.target_epsilon is not None:
         print(f"noise_multiplier = {sigma:.6g} reaches epsilon <= {FLAGS.target_epsilon:g}")
-    print(f"epsilon = {report.epsilon:.6g} at delta = {report.delta:g}")
+    print(f"epsilon = {report.epsilon:.6g} at delta = {report.delta:g} per {FLAGS.unit}")
+    if group is not None:
+        print(f"group of {FLAGS.group_size} {accounting.plural(FLAGS.unit)}: epsilon = "
+              f"{group[0]:.6g} at delta = {group[1]:.3g} (group privacy)")
     print(report.statement())
 
 

@@ -238,3 +238,16 @@ def test_black_box_run_and_feature_dp_exclusion():
     assert len(run.canary_rows) == 64
     np.testing.assert_array_equal(rows["image"][out], canaries["public_image"][out])
     np.testing.assert_array_equal(rows["image"][~out], canaries["image"][~out])
+
+
+def test_canary_units_show_why_the_privacy_unit_matters():
+    """Issue 20.5: canaries that are whole units of 10 examples. Protected as units, the one-run
+    bound stays below the claim; protected as examples (what --privacy_unit=example claims for
+    a person in 10 crops), the bound exceeds the example-level claim."""
+    kwargs = dict(canary_size=10, steps=40, batch_size=128)
+    _, units = white_box(unit_level=True, **kwargs)
+    _, examples = white_box(unit_level=False, **kwargs)
+    assert units.claimed_epsilon == pytest.approx(1.0, rel=1e-3)
+    assert units.epsilon_lower_bound <= units.claimed_epsilon
+    assert examples.epsilon_lower_bound > examples.claimed_epsilon, examples.row()
+    assert units.row()["unit"] == "unit" and examples.row()["canary_size"] == 10

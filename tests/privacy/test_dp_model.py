@@ -244,3 +244,29 @@ def test_every_batchnorm_that_would_learn_private_statistics_is_refused(norm):
     from tfdphpe.models import freeze_batchnorm
     with pytest.raises(TypeError, match=norm.__name__):
         freeze_batchnorm(attention_model(batchnorm=norm))
+
+
+def test_fit_with_privacy_units_equals_the_unit_level_step():
+    """DPModel(examples_per_unit=k): each unit of k slots is one record (issue 20)."""
+    steps = [data(seed=s) for s in range(2)]
+    mask = tf.constant([1.0, 1.0, 0.0, 1.0, 0.0, 0.0])     # 3 units of 2: full, half, empty
+    want_model, got_model = attention_model(), attention_model()
+    opt = optimizer(sigma=0.0, seed=7)
+    var_list = want_model.trainable_variables
+
+    def loss_fn(batch):
+        return MSE.call(batch[1], want_model(batch[0], training=True))
+
+    for batch in steps:
+        grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=mask, layers=want_model,
+                                 examples_per_unit=2)
+        opt.apply_gradients(zip(grads, var_list))
+    dp = DPModel(got_model, examples_per_unit=2)
+    dp.compile(optimizer=optimizer(sigma=0.0, seed=7), loss=MSE)
+    ds = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.stack(t) for t in zip(*steps)) + (tf.stack([mask] * 2),))
+    dp.fit(ds, epochs=1, verbose=0)
+    for w, g in zip(want_model.get_weights(), got_model.get_weights()):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert DPModel.from_config(dp.get_config(), custom_objects={
+        "WindowAttention": WindowAttention, "LayerNorm": LayerNorm}).examples_per_unit == 2

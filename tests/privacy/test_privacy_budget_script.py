@@ -1,6 +1,7 @@
 """scripts/privacy_budget.py: both directions, --json, and exit code 2 on invalid input."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -43,3 +44,16 @@ def test_invalid_input_exits_with_code_2_and_a_clear_message(args, message):
     out = _run(*COMMON, *args)
     assert out.returncode == 2
     assert "error" in out.stderr and message in out.stderr
+
+
+def test_group_size_prints_what_a_group_of_units_gets():
+    out = _run(*COMMON, "--steps=200", "--noise_multiplier=1.2", "--group_size=10", "--json")
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    eps = accounting.compute_epsilon(5000, 50, 1.2, 1e-5, steps=200)
+    assert record["group_epsilon"] == pytest.approx(10 * eps)
+    assert record["group_delta"] == pytest.approx(min(1.0, 10 * math.exp(9 * eps) * 1e-5))
+    out = _run(*COMMON, "--steps=200", "--noise_multiplier=1.2", "--group_size=10",
+               "--unit=identity")
+    assert "per identity" in out.stdout and "group of 10 identities" in out.stdout
+    assert "over 5000 identities" in out.stdout

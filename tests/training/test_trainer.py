@@ -260,3 +260,45 @@ def test_resume_continues_the_secret_sample(data_dirs, tmp_path):
     fresh = Trainer(config(tmp_path / "c", 4), log=lambda s: None)
     fresh.train()
     assert any(not np.array_equal(x, y) for x, y in zip(weights[0], fresh.model.get_weights()))
+
+
+@pytest.fixture(scope="module")
+def grouped_dirs(tmp_path_factory):
+    """Few identities, each in several images: person-level units have real groups."""
+    root = tmp_path_factory.mktemp("grouped")
+    cfg = SyntheticConfig(image_size=(96, 80), num_identities=8)
+    write_synthetic_dataset(str(root / "private"), 48, 8, seed=0, cfg=cfg, num_workers=1)
+    return str(root / "private"), str(root / "private")
+
+
+@pytest.mark.parametrize("method", ["dpsgd", "fpdp"])
+def test_identity_level_run_samples_and_states_people(grouped_dirs, tmp_path, method):
+    """Issue 20: --privacy_unit=identity: N, q and the statement count people, not crops."""
+    cfg = _config(grouped_dirs, tmp_path / method, method=method, max_steps=2, flip_test=False,
+                  batch_size=3)
+    cfg.privacy.privacy_unit, cfg.privacy.examples_per_unit = "identity", 2
+    cfg.privacy.public_examples = 8
+    lines = []
+    train(cfg, log=lines.append)
+    report = json.loads((tmp_path / method / "privacy.json").read_text())
+    from tfdphpe.training.datasets import load_split
+    people = {r.identity for r in load_split("synthetic", grouped_dirs[0], "train").records}
+    assert report["privacy_unit"] == "identity" and report["examples_per_unit"] == 2
+    assert report["num_examples"] <= len(people) and report["steps_taken"] == 2
+    if method == "dpsgd":
+        assert report["num_examples"] == len(people)
+    assert "Privacy unit: one identity" in report["statement"]
+    assert "identities" in report["statement"] and "one person" in report["statement"]
+    assert any(line.startswith("privacy unit identity") for line in lines)
+    assert any("units over" in line for line in lines)
+
+
+def test_example_level_run_on_grouped_data_says_what_a_group_gets(grouped_dirs, tmp_path):
+    cfg = _config(grouped_dirs, tmp_path / "ex", max_steps=2, flip_test=False)
+    train(cfg, log=lambda s: None)
+    report = json.loads((tmp_path / "ex" / "privacy.json").read_text())
+    group = report["group_privacy"]["identity"]
+    assert group["max"] > 1 and group["epsilon"] == pytest.approx(group["max"] *
+                                                                  report["epsilon"])
+    text = (tmp_path / "ex" / "privacy.txt").read_text()
+    assert "protects one example, not one identity" in text and "--privacy_unit=identity" in text

@@ -19,7 +19,7 @@ import numpy as np
 
 from tfdphpe.data import joints as joints_lib
 from tfdphpe.data.records import (AnnotationError, ImageChecker, PoseRecord, ReadResult,
-                                  ReadSummary, finish_record)
+                                  ReadSummary, finish_record, scalar_fields)
 
 
 def load_json(path: str) -> Any:
@@ -120,6 +120,15 @@ def box_center_size(box_xywh) -> tuple[np.ndarray, np.ndarray]:
     return np.array([x + 0.5 * w, y + 0.5 * h], np.float32), np.array([w, h], np.float32)
 
 
+def _unit_info(image: dict, ann: dict, path: str) -> dict:
+    """What a record knows about its privacy units: identity, video (PoseTrack's vid_id),
+    track, frame, and every scalar field of the image and the annotation."""
+    video = image.get("vid_id", ann.get("vid_id", ""))
+    return {"identity": int(ann.get("identity", -1)), "video": "" if video is None else str(video),
+            "track_id": int(ann.get("track_id", -1)), "frame_id": int(image.get("frame_id", -1)),
+            "fields": scalar_fields(image, ann), "source": path}
+
+
 def read_coco_style(annotation_file: str, image_dir: str, *, joint_set: joints_lib.JointSet,
                     boxes: str = "gt", detection_file: str | None = None,
                     score_threshold: float = 0.0, check_images: str = "header",
@@ -177,8 +186,8 @@ def read_coco_style(annotation_file: str, image_dir: str, *, joint_set: joints_l
                 rec = PoseRecord(image_path=path, image_id=int(img_id), keypoints=kp[:, :2],
                                  visible=(kp[:, 2] > 0).astype(np.float32), center=center,
                                  box_size=size, head_box=head_box, image_size=(h, w),
-                                 annotation_id=int(ann["id"]),
-                                 identity=int(ann.get("identity", -1)))
+                                 annotation_id=int(ann["id"]), **_unit_info(
+                                     coco.imgs[img_id], ann, annotation_file))
                 rec = finish_record(rec, summary, where)
                 if rec is not None:
                     records.append(rec)

@@ -26,7 +26,7 @@ import numpy as np
 from tfdphpe.data import joints as joints_lib
 from tfdphpe.data.coco import load_json
 from tfdphpe.data.records import (AnnotationError, ImageChecker, PoseRecord, ReadResult,
-                                  ReadSummary, finish_record)
+                                  ReadSummary, finish_record, scalar_fields)
 
 NUM_JOINTS = 16
 
@@ -155,10 +155,16 @@ def read_mpii_json(annotation_file: str, image_dir: str, *, head_boxes_file: str
         elif "head_box" in data[i]:
             head = np.asarray(data[i]["head_box"], np.float32).reshape(4) - 1.0
         c, s = mpii_box(center, scale)
+        entry = data[i]
+        video = entry.get("vid_id", "")
         rec = PoseRecord(image_path=path, image_id=ids[name], keypoints=joints - 1.0,
                          visible=(vis > 0).astype(np.float32), center=c, box_size=s,
                          head_box=head, image_size=size, annotation_id=i,
-                         identity=int(data[i].get("identity", -1)))
+                         identity=int(entry.get("identity", -1)),
+                         video="" if video is None else str(video),
+                         track_id=int(entry.get("track_id", -1)),
+                         frame_id=int(entry.get("frame_id", -1)),
+                         fields=scalar_fields(entry), source=annotation_file)
         rec = finish_record(rec, summary, where)
         if rec is not None:
             records.append(rec)
@@ -279,12 +285,19 @@ def read_mpii_mat(release_file: str, image_dir: str, *, split: str = "train",
                 continue
             rec = _mat_person(rect, where, name, i, p, image_dir, checker, summary)
             if rec is not None:
+                rec.video, rec.source = _video_index(ann), release_file
                 rec = finish_record(rec, summary, where)
             if rec is not None:
                 records.append(rec)
     summary.kept = len(records)
     summary.log()
     return ReadResult(records=records, summary=summary, joint_set=joints_lib.MPII)
+
+
+def _video_index(ann) -> str:
+    """annolist(i).vididx: the YouTube video the frame comes from ('' when not given)."""
+    vid = _scalar(_field(ann, "vididx"))
+    return "" if vid is None else str(int(vid))
 
 
 def _mat_person(rect, where, name, i, p, image_dir, checker, summary) -> PoseRecord | None:
@@ -321,7 +334,8 @@ def _mat_person(rect, where, name, i, p, image_dir, checker, summary) -> PoseRec
 def write_release_mat(path: str, images: Iterable[dict]) -> None:
     """Writes a small file in the official ``mpii_human_pose_v1_u12_1.mat`` layout.
 
-    For tests and the synthetic data set. ``images``: dicts with ``name``, ``train`` (bool) and
+    For tests and the synthetic data set. ``images``: dicts with ``name``, ``train`` (bool),
+    optionally ``vididx`` (1-based video index) and ``frame_sec``, and
     ``persons``: dicts with ``head_box`` (x1, y1, x2, y2), ``objpos`` (x, y), ``scale`` and
     ``points`` (a list of (id, x, y, is_visible), or None for a person without annopoints).
     All coordinates 1-based, as in the real file.
@@ -353,8 +367,9 @@ def write_release_mat(path: str, images: Iterable[dict]) -> None:
                     point[0, q] = (int(jid), float(x), float(y), int(v))
                 rects[0, p]["annopoints"] = np.array([(point,)], dtype=[("point", obj)])
         annolist[0, i]["annorect"] = rects if persons else np.zeros((0, 0))
-        annolist[0, i]["frame_sec"] = np.zeros((0, 0))
-        annolist[0, i]["vididx"] = np.zeros((0, 0))
+        for key in ("frame_sec", "vididx"):    # optional: the frame's video (1-based)
+            annolist[0, i][key] = (np.array(float(im[key])) if im.get(key) is not None
+                                   else np.zeros((0, 0)))
     release = {"annolist": annolist,
                "img_train": np.array([[int(bool(im.get("train", True))) for im in images]]),
                "version": "12"}

@@ -47,7 +47,13 @@ class PoseRecord:
       image_size: (height, width) in pixels, or (0, 0) when not known.
       box_score: detection score (1.0 for ground-truth boxes).
       annotation_id: id of the annotation in its file (-1 when none), for matching results.
-      identity: who the person is when the data set says so (synthetic data), else -1.
+      identity: who the person is, globally, when the data set says so (synthetic data), else -1.
+      video: the video the image is a frame of ('' when unknown): MPII's vididx, PoseTrack's
+        vid_id, a user's image-to-video map.
+      track_id: the person's track within its video (PoseTrack), else -1.
+      frame_id: the frame's index within its video, else -1.
+      fields: the record's scalar annotation and image fields, by name (``--unit_field``).
+      source: the annotation file it was read from (for messages).
     """
 
     image_path: str
@@ -61,6 +67,11 @@ class PoseRecord:
     box_score: float = 1.0
     annotation_id: int = -1
     identity: int = -1
+    video: str = ""
+    track_id: int = -1
+    frame_id: int = -1
+    fields: dict = dataclasses.field(default_factory=dict)
+    source: str = ""
 
     def __post_init__(self):
         self.keypoints = np.asarray(self.keypoints, np.float32).reshape(-1, 2)
@@ -75,6 +86,20 @@ class PoseRecord:
     @property
     def num_joints(self) -> int:
         return int(self.keypoints.shape[0])
+
+    def where(self) -> str:
+        """Where the record comes from, for messages: file, annotation and image."""
+        return (f"{self.source or '<records>'}: annotation id {self.annotation_id} "
+                f"(image {self.image_path or self.image_id})")
+
+
+def scalar_fields(*objects: dict) -> dict:
+    """The str/int/float entries of annotation dicts (later ones win), for ``--unit_field``."""
+    out = {}
+    for obj in objects:
+        out.update({k: v for k, v in obj.items()
+                    if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
+    return out
 
 
 @dataclasses.dataclass

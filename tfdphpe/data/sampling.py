@@ -38,13 +38,14 @@ from typing import Optional
 import tensorflow as tf
 
 from tfdphpe.privacy import sampling as dp_sampling
-from tfdphpe.privacy.sampling import (UnitIndex, poisson_max_batch_size,  # noqa: F401 (re-export)
-                                      poisson_step_indices, reproducible_sampling_key,
-                                      secret_sampling_key)
+from tfdphpe.privacy.method import Sampling
+from tfdphpe.privacy.sampling import (UnitIndex, poisson_max_batch_size,
+                                      reproducible_sampling_key, secret_sampling_key)
+from tfdphpe.privacy.sampling import poisson_step_indices  # noqa: F401 (the data package's API)
 
-POISSON = "poisson"
+POISSON = Sampling.POISSON.value
 POISSON_VARIABLE = "poisson_variable"
-SHUFFLED = "shuffled"
+SHUFFLED = Sampling.SHUFFLE.value      # "shuffle": one spelling with the ledger ("shuffled" read)
 SEQUENTIAL = "sequential"
 UNBATCHED = "unbatched"
 METHODS = (POISSON, POISSON_VARIABLE, SHUFFLED, SEQUENTIAL, UNBATCHED)
@@ -57,9 +58,9 @@ class BatchConfig:
     Attributes:
       method: "poisson" (default; fixed-size padded batches of ``max_batch_size`` units with a
         0/1 ``mask``), "poisson_variable" (the same steps as variable-size batches: only the
-        selected examples, possibly none), "shuffled" (fixed-size batches from a fresh shuffle
-        each epoch, remainder dropped; only when asked for), "sequential" (in order, for
-        evaluation), or "unbatched" (single examples in order).
+        selected examples, possibly none), "shuffle" (fixed-size batches from a fresh shuffle
+        each epoch, remainder dropped; only when asked for; "shuffled" is read too),
+        "sequential" (in order, for evaluation), or "unbatched" (single examples in order).
       batch_size: expected batch size B in units (Poisson: q = B / N), or the batch size.
       num_steps: number of steps (required for Poisson; optional cap otherwise).
       num_epochs: shuffled: epochs (None = repeat forever); sequential and unbatched: passes
@@ -98,6 +99,8 @@ class BatchConfig:
     shard_index: int = 0
 
     def __post_init__(self):
+        if self.method == "shuffled":          # the older spelling
+            object.__setattr__(self, "method", SHUFFLED)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.batch_size <= 0:

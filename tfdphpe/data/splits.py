@@ -1,9 +1,12 @@
-"""The public projection set S_pub and the private rest (DESIGN 2.3, 4).
+"""The projection set S_pub and the private rest (DESIGN 2.3, 4).
 
-S_pub holds ``m`` person records (default 100) drawn by seed from the private training set,
-whole images at a time, so S_pub and the private set share no image. The split is written as a
-JSON manifest next to the run; a resumed run re-applies the manifest and gets the same split
-(and an error if the records changed).
+S_pub holds ``m`` person records (default 100) drawn by seed from the private training set and
+*given up*: they are not protected. They are drawn whole images at a time, and, with privacy
+units (a person, a video), whole units at a time: a group of records connected by a shared image
+or a shared unit goes to one side only, so S_pub and the private set share no image and no unit
+(a person's frames never land on both sides). The split is written as a JSON manifest next to the
+run; a resumed run re-applies the manifest and gets the same split (and an error if the records
+changed).
 """
 
 from __future__ import annotations
@@ -33,6 +36,27 @@ def _image_key(r: PoseRecord) -> str:
     return f"{r.image_path}#{r.image_id}"
 
 
+def _groups(records: list[PoseRecord], unit_keys: Sequence[str] | None) -> dict[str, list[int]]:
+    """{group name: record indices}: records connected by an image or a unit (union-find)."""
+    parent = list(range(len(records)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for keys in ([_image_key(r) for r in records], unit_keys):
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys or ()):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    groups: dict[str, list[int]] = {}
+    for i in range(len(records)):
+        groups.setdefault(_image_key(records[find(i)]), []).append(i)
+    return groups
+
+
 def records_fingerprint(records: Sequence[PoseRecord]) -> str:
     """A hash of what identifies each record (image, annotation, box), in order."""
     h = hashlib.sha256()
@@ -47,12 +71,13 @@ def _records(source) -> list[PoseRecord]:
 
 
 def split_public(source: ReadResult | Sequence[PoseRecord], num_public: int = 100,
-                 seed: int = 0) -> Split:
-    """Draws S_pub (``num_public`` records from whole images) and returns it with the rest.
+                 seed: int = 0, unit_keys: Sequence[str] | None = None) -> Split:
+    """Draws S_pub (``num_public`` records from whole images and units) and returns the rest.
 
-    Images are visited in a seeded random order; an image's records all go to S_pub if they
-    fit in the remaining budget, otherwise the image is passed over (so S_pub has exactly
-    ``num_public`` records whenever the images allow it). Every other record is private.
+    Groups (records connected by a shared image or ``unit_keys`` entry) are visited in a seeded
+    random order; a group's records all go to S_pub if they fit in the remaining budget,
+    otherwise it is passed over (so S_pub has exactly ``num_public`` records whenever the groups
+    allow it). Every other record is private.
     """
     records = _records(source)
     if num_public < 0:
@@ -60,23 +85,24 @@ def split_public(source: ReadResult | Sequence[PoseRecord], num_public: int = 10
     if num_public >= len(records):
         raise ValueError(f"num_public={num_public} leaves no private records "
                          f"(only {len(records)} records)")
-    by_image: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        by_image.setdefault(_image_key(r), []).append(i)
-    keys = sorted(by_image)
+    if unit_keys is not None and len(unit_keys) != len(records):
+        raise ValueError(f"{len(unit_keys)} unit keys for {len(records)} records")
+    groups = _groups(records, unit_keys)
+    keys = sorted(groups)
     order = np.random.default_rng(seed).permutation(len(keys))
     chosen, count = [], 0
     for j in order:
         if count == num_public:
             break
-        members = by_image[keys[j]]
+        members = groups[keys[j]]
         if count + len(members) <= num_public:
-            chosen.append(keys[j])
+            chosen.extend(members)
             count += len(members)
     if count != num_public:
         raise ValueError(f"could not draw exactly {num_public} public records from whole "
-                         f"images (got {count})")
-    public_keys = set(chosen)
+                         f"images{' and units' if unit_keys is not None else ''} (got {count}; "
+                         "the groups are too large: lower --public_examples)")
+    public_keys = {_image_key(records[i]) for i in chosen}
     manifest = {
         "version": MANIFEST_VERSION,
         "seed": int(seed),

@@ -217,7 +217,7 @@ def build_dataset_from_tfds(builder: tfds.core.DatasetBuilder | str, split: str,
     Args:
       builder: a builder (or its registered name, "mpii" / "coco_keypoints", or a directory of
         prepared shards).
-      batching: "shuffled" (shard order and a shuffle buffer of ``shuffle_buffer`` persons: not
+      batching: "shuffle" (shard order and a shuffle buffer of ``shuffle_buffer`` persons: not
         a uniform permutation; fixed-size batches, repeated ``num_epochs`` times or forever),
         "sequential" (in order; the last batch padded when ``pad_final_batch``) or None
         (single elements). Poisson sampling is refused: it needs random access.

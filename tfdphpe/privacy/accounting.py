@@ -26,15 +26,16 @@ exactly log(1 - q + q * exp(a (a - 1) / (2 sigma^2))) / (a - 1); we compose that
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import Any, Optional
 
 import dp_accounting
 import numpy as np
+
+from tfdphpe.privacy.method import Sampling
 from dp_accounting.rdp import rdp_privacy_accountant
 
-SAMPLINGS = ("poisson", "shuffle")
+SAMPLINGS = Sampling.names()
 ACCOUNTANTS = ("rdp", "pld")
 
 

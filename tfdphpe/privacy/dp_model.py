@@ -37,7 +37,7 @@ of the per-example batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 
@@ -130,6 +130,10 @@ class DPModel(tf.keras.Model):
         ``get_config``: pass it again when loading.
       mask_key: the key of the 0/1 padding mask in a dict ``x`` (when no sample_weight is given).
       allow_non_private: accept a method "none" optimizer (plain training, no guarantee).
+      examples_per_unit: unit-level DP (a person, a video): the dataset's batches are units of k
+        consecutive example slots (``BatchConfig(units=UnitIndex(ids, k))``), and each unit is
+        one record: the mean of its real examples' gradients, clipped as one. None: one record
+        per example.
       training: the ``training`` argument of the model's call in the step (Dropout and the
         like). BatchNorm layers must be frozen (tfdphpe.models.freeze_batchnorm) or
         non-trainable either way: their batch statistics mix examples and would be learnt from
@@ -143,8 +147,14 @@ class DPModel(tf.keras.Model):
     """
 
     def __init__(self, model: tf.keras.Model, public_data: Any = None, mask_key: str = "mask",
-                 allow_non_private: bool = False, training: bool = True, **kwargs):
+                 allow_non_private: bool = False, training: bool = True,
+                 examples_per_unit: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
+        if examples_per_unit is not None and (int(examples_per_unit) != examples_per_unit
+                                              or examples_per_unit < 1):
+            raise ValueError(f"examples_per_unit must be an integer >= 1, got "
+                             f"{examples_per_unit}")
+        self.examples_per_unit = examples_per_unit
         self.inner = model
         self.mask_key = mask_key
         self.allow_non_private = bool(allow_non_private)
@@ -219,7 +229,8 @@ class DPModel(tf.keras.Model):
 
         if opt.method.projected:
             self._refresh_subspace_if_due(lambda batch: forward(batch)[1], var_list, layers)
-        grads = opt.dp_gradients(loss_fn, (x, y), var_list, batch_mask=mask, layers=layers)
+        grads = opt.dp_gradients(loss_fn, (x, y), var_list, batch_mask=mask, layers=layers,
+                                 examples_per_unit=self.examples_per_unit)
         opt.apply_if_finite(grads, var_list)
         outputs, losses = seen[0] if seen else forward((x, y))
         return self._logs(y, outputs, losses, mask)
@@ -257,7 +268,7 @@ class DPModel(tf.keras.Model):
         # public_data (tensors) is not configuration; pass it again to from_config.
         return {**super().get_config(), "model": tf.keras.layers.serialize(self.inner),
                 "mask_key": self.mask_key, "allow_non_private": self.allow_non_private,
-                "training": self.training_call}
+                "training": self.training_call, "examples_per_unit": self.examples_per_unit}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

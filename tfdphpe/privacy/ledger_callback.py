@@ -21,9 +21,9 @@ from tfdphpe.privacy.dp_model import check_dp_optimizer
 from tfdphpe.privacy.ledger import LedgerStore, PrivacyLedger
 from tfdphpe.privacy.method import Sampling
 
-# The data sampler's batchings, by the sampling the ledger accounts for.
+# The data sampler's training batchings, by the sampling the ledger accounts for.
 _SAMPLER_KINDS = {"poisson": Sampling.POISSON, "poisson_variable": Sampling.POISSON,
-                  "shuffled": Sampling.SHUFFLE, "shuffle": Sampling.SHUFFLE}
+                  "shuffle": Sampling.SHUFFLE, "shuffled": Sampling.SHUFFLE}
 
 
 def sampling_kind(sampling) -> str:

@@ -17,7 +17,7 @@ from tfdphpe.models.tinyvit import VARIANTS, TinyViTConfig
 from tfdphpe.privacy.method import Method, Sampling
 
 STRATEGIES = ("finetune", "full", "scratch")
-DATASETS = ("synthetic", "mpii", "coco", "custom")
+DATASETS = ("synthetic", "mpii", "coco", "custom", "posetrack")
 PUBLIC_DATASETS = ("synthetic", "coco")
 PRIVACY_UNITS = ("example", "image", "video", "identity")
 CLIPPINGS = ("ghost", "vectorized")
@@ -151,8 +151,7 @@ class PrivacyConfig:
             return
         _check(self.l2_norm_clip > 0, "l2_norm_clip", "must be > 0")
         _check(0 < self.delta < 1, "delta", f"must be in (0, 1), got {self.delta}")
-        _check(self.sampling in Sampling.names() or self.sampling == "shuffled", "sampling",
-               "must be poisson or shuffle")
+        _check(self.sampling in Sampling.names(), "sampling", "must be poisson or shuffle")
         _check_choice(self, "accountant")
         _check(self.target_epsilon is not None or self.noise_multiplier is not None,
                "target_epsilon", "give --target_epsilon, --noise_multiplier, or both")

@@ -7,6 +7,9 @@ Expected layouts (docs/data.md has the details):
 * ``mpii`` (HRNet layout): ``images/``, ``annot/{train,valid}.json``, ``annot/gt_valid.mat``.
 * ``coco``: ``{train2017,val2017}/``, ``annotations/person_keypoints_{train,val}2017.json``.
 * ``custom``: ``images/``, ``annotations/{train,val}.json`` (COCO-style keypoints JSON).
+* ``posetrack``: ``annotations/{train,val}.json`` or ``annotations/{train,val}/*.json`` (one file
+  per video, COCO layout with ``vid_id``, ``frame_id``, ``track_id``), image paths relative to
+  the root (PoseTrack's ``images/...``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 from tfdphpe.data.coco import read_coco
 from tfdphpe.data.custom import read_custom
 from tfdphpe.data.mpii import read_mpii_json
+from tfdphpe.data.posetrack import merged_annotations, read_posetrack
 from tfdphpe.data.records import ReadResult
 
 
@@ -58,7 +62,14 @@ def load_split(dataset: str, data_dir: str, split: str, fmt: str = "mpii") -> Re
     if dataset == "custom":
         ann = os.path.join(data_dir, "annotations", f"{split}.json")
         return read_custom(_need(ann, "annotations"), os.path.join(data_dir, "images"))
+    if dataset == "posetrack":
+        return read_posetrack(_posetrack_annotations(data_dir, split), data_dir)
     raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def _posetrack_annotations(data_dir: str, split: str) -> str:
+    folder = os.path.join(data_dir, "annotations", split)
+    return folder if os.path.isdir(folder) else _need(folder + ".json", "annotations")
 
 
 def coco_annotation_file(dataset: str, data_dir: str, split: str = "val") -> str | None:
@@ -67,4 +78,6 @@ def coco_annotation_file(dataset: str, data_dir: str, split: str = "val") -> str
         return os.path.join(data_dir, "annotations", f"person_keypoints_{split}2017.json")
     if dataset == "synthetic":
         return os.path.join(data_dir, "coco", f"person_keypoints_{split}.json")
+    if dataset == "posetrack":
+        return merged_annotations(_posetrack_annotations(data_dir, split))
     return None

@@ -51,8 +51,9 @@ from tfdphpe.evaluation.inference import score
 from tfdphpe.evaluation.pckh import table_from_metrics
 from tfdphpe.files import atomic_write
 from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, transfer_joint_head
-from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, derived_key, reproducible_sampling_key,
-                                      secret_sampling_key)
+from tfdphpe.data.units import apply_video_map, available_groupings, unit_ids, unit_keys
+from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, UnitIndex, derived_key,
+                                      reproducible_sampling_key, secret_sampling_key)
 from tfdphpe.training import checkpointing
 from tfdphpe.training.config import TrainConfig
 from tfdphpe.training.datasets import coco_annotation_file, load_split
@@ -85,6 +86,8 @@ class PrivateData:
     metric: str                 # "pckh" or "coco_ap"
     coco_annotations: Optional[str]
     public_batch: Optional[dict]  # S_pub, as one batch (pdpsgd, fpdp)
+    units: Optional[UnitIndex]    # the privacy units of ``train`` (None: one per example)
+    groupings: dict               # example-level runs: {coarser unit: group sizes}
 
 
 @dataclasses.dataclass
@@ -168,7 +171,7 @@ class Trainer:
     def _shards(self, records, pipeline, batching: BatchConfig) -> dict:
         """{replica id: its PoseDataset} for this process's replicas (one shard each)."""
         replicas = self.dist.num_replicas
-        if batching.method == "shuffled" and batching.batch_size % replicas:
+        if batching.method == privacy.Sampling.SHUFFLE.value and batching.batch_size % replicas:
             raise ValueError(f"--batch_size/--pretrain_batch_size {batching.batch_size} must be "
                              f"divisible by the {replicas} replicas for fixed-size (shuffled) "
                              "batches")
@@ -200,6 +203,9 @@ class Trainer:
         train = load_split(c.data.dataset, c.data.data_dir, "train", fmt=fmt)
         val = load_split(c.data.dataset, c.data.data_dir, "val", fmt=fmt)
         records = self._cap(train, c.data.max_train_examples)
+        if c.data.unit_map:
+            apply_video_map(records, c.data.unit_map)
+        keys = unit_keys(records, p.privacy_unit, c.data.unit_field)
         metric = "pckh" if train.joint_set.name == "mpii" else "coco_ap"
         if metric == "coco_ap" and c.data.max_val_examples:
             raise ValueError("--max_val_examples cannot be used with COCO AP (it scores whole "
@@ -208,18 +214,31 @@ class Trainer:
                     if metric == "coco_ap" else None)
         public_batch = None
         if privacy.Method(p.method).projected:
-            split = split_public(records, p.public_examples, seed=c.run.seed)
+            split = split_public(records, p.public_examples, seed=c.run.seed,
+                                 unit_keys=None if p.privacy_unit == "example" else keys)
             write_manifest(split, os.path.join(self.run_dir, "public_split.json"))
             records = split.private
+            keys = unit_keys(records, p.privacy_unit, c.data.unit_field)
             pub = build_dataset(split.public, self._pipeline(False, c.data.dataset),
                                 BatchConfig("sequential", batch_size=len(split.public)))
             public_batch = {k: v for k, v in next(iter(pub.dataset)).items()
                             if k in ("image", "target_x", "target_y", "target_weight")}
             self.log(f"S_pub: {len(split.public)} examples given up (not protected) for the "
-                     "projection, no image shared with the private set; manifest "
+                     "projection, no image or unit shared with the private set; manifest "
                      f"{os.path.join(self.run_dir, 'public_split.json')}")
+        units, groupings = None, {}
+        if p.privacy_unit != "example":
+            units = UnitIndex(unit_ids(keys), p.examples_per_unit)
+            stats = units.group_sizes()
+            self.log(f"privacy unit {p.privacy_unit}: {stats['units']} units over "
+                     f"{stats['examples']} examples (median {stats['median']:g}, largest "
+                     f"{stats['max']} examples per unit); a sampled unit gives at most "
+                     f"{p.examples_per_unit} per step")
+        else:
+            groupings = {u: g for u, g in available_groupings(records, c.data.unit_field).items()
+                         if g["max"] > 1}
         return PrivateData(records, self._cap(val, c.data.max_val_examples), train.joint_set,
-                           metric, coco_ann, public_batch)
+                           metric, coco_ann, public_batch, units, groupings)
 
     def _evaluator(self, data: PrivateData) -> Callable:
         pipeline = self._pipeline(False, self.config.data.dataset)
@@ -327,6 +346,7 @@ class Trainer:
             target_epsilon=p.target_epsilon if p.private else None, sampling=plan.sampling,
             accountant=p.accountant, psi=psi, projection=projection,
             privacy_unit=p.privacy_unit, unit_description=UNIT_DESCRIPTIONS[p.privacy_unit],
+            examples_per_unit=None if p.privacy_unit == "example" else p.examples_per_unit,
             sampling_key_secret=not plan.revealed, sampling_revealed=plan.revealed)
 
     def _sampling_key(self, resumed: bool) -> tuple[int, int]:
@@ -377,8 +397,8 @@ class Trainer:
                  f"({c.data.public_dataset}), {steps} steps of {b}")
         # Public data: the batches may follow from the seed; BatchNorm learns its statistics
         # here (training=True, not frozen).
-        batching = BatchConfig("shuffled", batch_size=b, num_steps=steps, seed=c.run.seed + 1,
-                               reproducible_sampling=True)
+        batching = BatchConfig(privacy.Sampling.SHUFFLE.value, batch_size=b, num_steps=steps,
+                               seed=c.run.seed + 1, reproducible_sampling=True)
         pipeline = self._pipeline(True, c.data.public_dataset)
         phase = Phase(out_dir, model, opt, ledger, steps, bn_training=True,
                       make_data=lambda start, key: self._shards(
@@ -404,7 +424,7 @@ class Trainer:
         if c.run.pretrain_only:
             return {"pretrained_model": pretrained}
         data = self._private_data()
-        plan = self._plan(len(data.train))
+        plan = self._plan(len(data.train) if data.units is None else data.units.num_units)
         model = self._private_model(pretrained, data.joint_set)
         opt = self._optimizer(p.method, plan.noise_multiplier, plan.batch_size, plan.steps)
         ledger = self._ledger(opt, plan, data.public_batch)
@@ -420,27 +440,26 @@ class Trainer:
         c, p = self.config, self.config.privacy
         blur = p.public_view_sigma if privacy.Method(p.method).feature_dp else None
         pipeline = self._pipeline(True, c.data.dataset, blur)
-        batching = BatchConfig("poisson" if plan.sampling == "poisson" else "shuffled",
-                               batch_size=plan.batch_size, num_steps=plan.steps, seed=c.run.seed)
+        batching = BatchConfig(plan.sampling, batch_size=plan.batch_size, num_steps=plan.steps,
+                               seed=c.run.seed, units=data.units)
 
         def make_data(start, key):
             return self._shards(data.train, pipeline,
                                 dataclasses.replace(batching, start_step=start,
                                                     sampling_key=key))
 
-        make_views = None
-        if blur is not None:
-            def make_views(start, key):
-                # Public views psi(x_j) of an independent Poisson sample of the training set:
-                # the un-noised public term then says nothing about which examples the private
-                # batch holds, so amplification by subsampling still holds (docs/privacy.md).
-                views_key = tuple(int(v) for v in derived_key(key, PUBLIC_VIEW_STREAM).numpy())
-                return make_data(start, views_key)
+        def make_views(start, key):
+            # Public views psi(x_j) of an independent Poisson sample of the training units: the
+            # un-noised public term then says nothing about which units the private batch
+            # holds, so amplification by subsampling still holds (docs/privacy.md).
+            views_key = tuple(int(v) for v in derived_key(key, PUBLIC_VIEW_STREAM).numpy())
+            return make_data(start, views_key)
 
         return Phase(self.run_dir, model, opt, ledger, plan.steps, bn_training=False,
                      make_data=make_data, key=self._sampling_key,
                      evaluate=self._evaluator(data), public_batch=data.public_batch,
-                     make_views=make_views)
+                     make_views=make_views if blur is not None else None,
+                     examples_per_unit=None if data.units is None else p.examples_per_unit)
 
     def _finish(self, result: PhaseResult, data: PrivateData, model, opt) -> dict:
         """Saves the model and publishes the statement of the ledger the run ended with."""
@@ -458,14 +477,17 @@ class Trainer:
             for phase_dir in (self.run_dir, os.path.join(self.run_dir, "pretrain")):
                 shutil.rmtree(self.dist.output_dir(phase_dir), ignore_errors=True)
             return metrics
+        groups = self._group_privacy(ledger, data.groupings)
         report = privacy.published_statement(
-            ledger, stopped_by_budget=result.stopped_by_budget, sampling_used=ledger.sampling,
+            ledger, group_privacy=groups, stopped_by_budget=result.stopped_by_budget,
+            sampling_used=ledger.sampling,
             replicas=self.dist.num_replicas, joint_names=list(data.joint_set.names),
             input_size=list(c.data.input_size), split_ratio=c.data.split_ratio,
             variant=c.model.variant if isinstance(c.model.variant, str)
             else dataclasses.asdict(c.model.variant), not_covered=NOT_COVERED)
         atomic_write(os.path.join(self.run_dir, "privacy.json"), _json(report))
-        atomic_write(os.path.join(self.run_dir, "privacy.txt"), ledger.statement() + "\n")
+        words = ledger.statement() + "".join(f"\n{g['statement']}" for g in groups.values())
+        atomic_write(os.path.join(self.run_dir, "privacy.txt"), words + "\n")
         atomic_write(os.path.join(self.run_dir, "metrics.json"), _json(metrics))
         if data.metric == "pckh":
             self.log("Validation PCKh (flip test {}):\n{}".format(
@@ -473,8 +495,23 @@ class Trainer:
         elif metrics:
             self.log("Validation COCO AP: " + ", ".join(f"{k} {v:.4f}" for k, v in
                                                        metrics.items() if k.startswith("COCO/")))
-        self.log("Privacy statement:\n" + ledger.statement())
+        self.log("Privacy statement:\n" + words)
         return metrics
+
+    @staticmethod
+    def _group_privacy(ledger, groupings: dict) -> dict:
+        """Example-level runs on grouped data: what the guarantee says about a whole group."""
+        if not ledger.private or not groupings:
+            return {}
+        out = {}
+        for unit, stats in groupings.items():
+            eps, delta = ledger.group_epsilon(stats["max"])
+            out[unit] = dict(stats, epsilon=eps, delta=delta, statement=(
+                f"NOTE: this protects one example, not one {unit}: a {unit} holds up to "
+                f"{stats['max']} examples here (median {stats['median']:g}). By group privacy "
+                f"a whole {unit} of {stats['max']} gets only epsilon = {eps:.4g}, delta = "
+                f"{delta:.3g}. Train with --privacy_unit={unit} to protect it."))
+        return out
 
 
 def _json(value) -> str:

@@ -1,181 +1,27 @@
-"""Empirical privacy audit in one training run: an epsilon lower bound from canaries.
-
-The claimed (epsilon, delta) is an upper bound proven on paper. This module measures a *lower*
-bound, after Steinke, Nasr and Jagielski (2023, "Privacy auditing with one (1) training run"):
-
-1. m canaries, each included in the training set by a secret fair coin S_i in {-1, +1};
-2. one training run of the real optimizer, sampler and accountant;
-3. a score per canary (larger = "looks included"); the auditor guesses +1 for the k+ highest
-   scores, -1 for the k- lowest and abstains on the rest: r = k+ + k- guesses, v correct;
-4. for an (epsilon, delta)-DP run the number of correct guesses is (for delta = 0 exactly,
-   for delta > 0 up to the paper's delta term) no more likely to be large than for
-   Binomial(r, e^eps / (1 + e^eps)). The lower bound is the largest epsilon whose claim the
-   observed v rejects at significance ``beta`` (``epsilon_lower_bound``).
-
-With delta > 0 the tail is the paper's approximate-DP bound: for W the number of correct guesses
-and f(v) = P[Binomial(r, p_eps) >= v],
-
-    P[W >= v] <= f(v) + 2 m delta * max_{i = 1..v} (f(v - i) - f(v)) / i
-
-(m counts every canary, guessed or not). We require 2 m delta < 1: then the right-hand side
-increases with epsilon (each term f(v) + 2 m delta (f(v - i) - f(v)) / i has derivative
-r * pmf(v - 1) * (1 - 2 m delta / i) + 2 m delta * r * pmf(v - i - 1) / i > 0 in p), so the set of
-rejected epsilons is an interval [0, bound) and the bound is one root.
-
-Several guess counts (k+, k-) may be tried; each is tested at beta / (number of counts)
-(Bonferroni), so the maximum over them is still a (1 - beta)-confidence bound. The counts are
-fixed before the run (``guess_fractions``), never chosen from the scores.
-
-Two kinds of canaries (docs/privacy.md, "Empirical audit"):
-
-* white-box (``WhiteBoxAudit``): canary j is an example whose loss is
-  ``scale * C * u_j``, u the weight vector of one extra ``Dense(1, use_bias=False)`` layer on a
-  one-hot input that only canaries carry. Its gradient is the Dirac vector scale * C * e_j (norm
-  scale * C >= C, so the clip brings it back to exactly C * e_j); it goes through the same
-  loss_fn / batch / mask / Poisson path as the real examples, so clipping (either path), noise,
-  sampling and accounting are all the real ones. Score: the step sum of the update's component
-  along e_j, read from the released weights (u_0 - u_T, SGD) and from the noised sum before any
-  projection (``add_noise``'s output).
-* black-box (``BlackBoxAudit``): canaries are ordinary (e.g. mislabelled) examples; score: the
-  drop of the canary's loss from the initial to the final model.
-
-Projected methods release V V^T (noised sum). V comes from public gradients, which have no
-component on the canary coordinates, so a Dirac canary and the noise on its coordinate are
-erased from the release: the released-update bound is 0 by construction and says nothing. The
-guarantee is proven for the noised sum before projection (projection is post-processing), so
-for pdpsgd/fpdp the audited figure is the bound from that sum (``AuditResult.audited``).
+"""The one-run audit's canary harness: a real training run with canaries, scored (see the package
+docstring for what white-box and black-box canaries are and what each audit tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
-from scipy import optimize, special, stats
 
 from tfdphpe.privacy import accounting, optimizers
-from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, derived_key, poisson_step_indices,
-                                      reproducible_sampling_key)
+from tfdphpe.privacy.audit.bound import (DEFAULT_GUESS_FRACTIONS, Guesses, bound_from_scores,
+                                         draw_coins, guess_counts)
+from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, UnitIndex, derived_key,
+                                      poisson_step_indices, reproducible_sampling_key,
+                                      unit_step_indices)
 
-DEFAULT_GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CANARY_INPUT = "audit_canary"       # white-box: scale * C * one-hot row, zero for real examples
 IS_CANARY = "audit_is_canary"       # white-box: 1.0 for canary rows
 
 
-# --------------------------------------------------------------------------- the bound
-def _check_counts(num_guesses: int, num_correct: int, num_canaries: int) -> None:
-    if not 0 <= num_correct <= num_guesses <= num_canaries:
-        raise ValueError(f"need 0 <= correct ({num_correct}) <= guesses ({num_guesses}) <= "
-                         f"canaries ({num_canaries})")
-
-
-def p_value(num_guesses: int, num_correct: int, num_canaries: int, epsilon: float,
-            delta: float = 0.0) -> float:
-    """P[>= num_correct correct guesses] allowed by an (epsilon, delta)-DP run (module docstring)."""
-    _check_counts(num_guesses, num_correct, num_canaries)
-    r, v = int(num_guesses), int(num_correct)
-    p = special.expit(epsilon)               # e^eps / (1 + e^eps): eps-DP randomized response
-    tail = float(stats.binom.sf(v - 1, r, p))
-    if delta == 0 or v == 0:
-        return tail
-    shifts = np.arange(1, v + 1)
-    alpha = float(np.max((stats.binom.sf(v - shifts - 1, r, p) - tail) / shifts))
-    return min(1.0, tail + 2.0 * num_canaries * delta * alpha)
-
-
-def epsilon_lower_bound(num_guesses: int, num_correct: int, num_canaries: int,
-                        delta: float = 0.0, beta: float = 0.05) -> float:
-    """The largest epsilon whose (epsilon, delta) claim ``num_correct`` of ``num_guesses``
-    rejects at significance ``beta`` (0 if none); a (1 - beta)-confidence lower bound."""
-    _check_counts(num_guesses, num_correct, num_canaries)
-    if not 0 < beta < 1:
-        raise ValueError(f"beta must be in (0, 1), got {beta}")
-    if not 0 <= delta or 2 * num_canaries * delta >= 1:
-        raise ValueError(f"need 0 <= delta and 2 * m * delta < 1 (m = {num_canaries}), got "
-                         f"delta = {delta}: the bound is vacuous for so many canaries")
-
-    def excess(eps):   # < 0 where the claim is rejected; increasing in eps
-        return p_value(num_guesses, num_correct, num_canaries, eps, delta) - beta
-
-    if excess(0.0) >= 0:
-        return 0.0
-    high = 1.0
-    while excess(high) < 0:
-        high *= 2.0
-        if high > 1e3:     # cannot happen for r >= 1: f(v) -> 1 as eps grows
-            return math.inf
-    return float(optimize.brentq(excess, 0.0, high, xtol=1e-6, rtol=1e-10))
-
-
-@dataclasses.dataclass(frozen=True)
-class Guesses:
-    """One guess count and its outcome."""
-
-    k_plus: int
-    k_minus: int
-    correct: int
-    epsilon_lower_bound: float
-
-    @property
-    def guesses(self) -> int:
-        return self.k_plus + self.k_minus
-
-
-def guess_counts(num_canaries: int,
-                 fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS) -> list[tuple[int, int]]:
-    """(k+, k-) pairs guessing a fraction of the canaries, half at each end of the ranking."""
-    counts = []
-    for f in fractions:
-        if not 0 < f <= 1:
-            raise ValueError(f"guess fractions must be in (0, 1], got {f}")
-        r = min(num_canaries, max(2, int(round(f * num_canaries))))
-        pair = (r - r // 2, r // 2)
-        if pair not in counts:
-            counts.append(pair)
-    return counts
-
-
-def draw_coins(num_canaries: int, seed: int) -> np.ndarray:
-    """The secret coins: +1 (canary included) or -1, independent and fair."""
-    return np.where(np.random.default_rng([seed, 1]).random(num_canaries) < 0.5, 1, -1)
-
-
-def bound_from_scores(scores: np.ndarray, coins: np.ndarray, delta: float, beta: float = 0.05,
-                      counts: Optional[Sequence[tuple[int, int]]] = None,
-                      seed: int = 0) -> Guesses:
-    """The best bound over ``counts`` (each tested at beta / len(counts)).
-
-    Ties in the scores (e.g. the many exact zeros of a noiseless run) are broken at random, so
-    the ranking carries no information but the scores'.
-    """
-    scores, coins = np.asarray(scores, np.float64), np.asarray(coins)
-    m = len(scores)
-    if coins.shape != scores.shape or not np.all(np.isin(coins, (-1, 1))):
-        raise ValueError("coins must be +-1, one per score")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
-    counts = list(counts) if counts is not None else guess_counts(m)
-    order = np.lexsort((np.random.default_rng([seed, 3]).random(m), scores))   # ascending
-    level = beta / len(counts)
-    best = None
-    for k_plus, k_minus in counts:
-        if k_plus + k_minus > m or min(k_plus, k_minus) < 0:
-            raise ValueError(f"guess count ({k_plus}, {k_minus}) for {m} canaries")
-        top, bottom = order[m - k_plus:], order[:k_minus]
-        correct = int(np.sum(coins[top] == 1) + np.sum(coins[bottom] == -1))
-        bound = epsilon_lower_bound(k_plus + k_minus, correct, m, delta, level)
-        guess = Guesses(k_plus, k_minus, correct, bound)
-        # Ties (e.g. every bound 0) go to the most guesses: the most telling accuracy to report.
-        if best is None or (bound, guess.guesses) > (best.epsilon_lower_bound, best.guesses):
-            best = guess
-    return best
-
-
-# --------------------------------------------------------------------------- a one-run audit
 @dataclasses.dataclass(frozen=True)
 class AuditConfig:
     """One audited run.
@@ -197,6 +43,12 @@ class AuditConfig:
       guess_fractions: fractions of m to guess (see ``guess_counts``), fixed in advance.
       seed: coins, sampling, noise and tie-breaking (the noise and sampling keys are then *not*
         secret: fine for an audit, where the auditor never reads them).
+      canary_size: examples per canary: a canary is a whole unit (a person in several frames)
+        whose examples all carry its signal, in or out together.
+      unit_level: the run protects units (each real example its own unit, each canary one unit
+        of ``canary_size`` examples): units are Poisson-sampled with q = B / (units) and each is
+        one clipped record. False: example-level DP over every example, canaries included, as a
+        run with ``--privacy_unit=example`` would treat them.
     """
 
     method: str = "dpsgd"
@@ -214,6 +66,8 @@ class AuditConfig:
     beta: float = 0.05
     guess_fractions: tuple = DEFAULT_GUESS_FRACTIONS
     seed: int = 0
+    canary_size: int = 1
+    unit_level: bool = False
 
     def __post_init__(self):
         if self.method not in ("dpsgd", "pdpsgd", "fdp", "fpdp"):
@@ -224,6 +78,8 @@ class AuditConfig:
             raise ValueError("canary_scale must be >= 1 (a canary below C is not clipped)")
         if 2 * self.num_canaries * self.delta >= 1:
             raise ValueError("2 * num_canaries * delta must be < 1")
+        if self.canary_size < 1:
+            raise ValueError("canary_size must be >= 1")
 
     @property
     def projected(self) -> bool:
@@ -263,6 +119,7 @@ class AuditResult:
     def row(self) -> dict[str, Any]:
         a, c = self.audited, self.config
         return {"kind": self.kind, "method": c.method, "clipping": c.clipping,
+               "unit": "unit" if c.unit_level else "example", "canary_size": c.canary_size,
                "claimed_eps": self.claimed_epsilon, "delta": c.delta,
                "sigma": self.noise_multiplier, "q": self.sampling_rate, "steps": c.steps,
                "m": c.num_canaries, "r": a.guesses, "correct": a.correct,
@@ -364,21 +221,33 @@ class CanaryAudit:
             refresh_every=c.refresh_every, seed=c.seed + 2, clipping=c.clipping)
 
     def step_indices(self, step: int) -> np.ndarray:
-        """Rows of ``train_set`` in step ``step``: Poisson, probability q each, by the sampler."""
-        n = _rows(self.train_set)
-        return np.asarray(self.sampler(n, self.sampling_rate, self.sampling_key, step))
+        """Rows of ``train_set`` in step ``step``: Poisson, probability q each, by the sampler;
+        unit-level: the sampled units' rows, k slots each (-1 pads)."""
+        return self._sample(self.sampling_key, step)
 
     def public_view_indices(self, step: int) -> np.ndarray:
         """fdp/fpdp: rows whose public views make the public term: an independent Poisson draw."""
+        return self._sample(derived_key(self.sampling_key, PUBLIC_VIEW_STREAM), step)
+
+    def _sample(self, key, step) -> np.ndarray:
+        if self.config.unit_level:
+            rows = unit_step_indices(self.units, self.sampling_rate, key, step)
+            return np.asarray(rows).reshape(-1)
         n = _rows(self.train_set)
-        key = derived_key(self.sampling_key, PUBLIC_VIEW_STREAM)
         return np.asarray(self.sampler(n, self.sampling_rate, key, step))
+
+    @property
+    def examples_per_unit(self) -> Optional[int]:
+        return self.config.canary_size if self.config.unit_level else None
 
     # ----------------------------------------------------------------- the run
     @property
     def nominal_examples(self) -> int:
-        """n + m: the data set size the claim is computed for (q = B / (n + m))."""
-        return self.num_real + self.config.num_canaries
+        """The data set size the claim is computed for (q = B / N): n + m units, or, at the
+        example level, n + m * canary_size examples."""
+        if self.config.unit_level:
+            return self.num_real + self.config.num_canaries
+        return self.num_real + self.config.num_canaries * self.config.canary_size
 
     @property
     def sampling_rate(self) -> float:
@@ -397,8 +266,13 @@ class CanaryAudit:
         c = self.config
         included = self.coins == 1
         canaries = self._canary_rows(included)
+        each = np.repeat(np.arange(_rows(canaries)), c.canary_size)    # a canary's examples
+        canaries = _take(canaries, each)
         self.train_set = _concat([self._real_rows(), canaries])
         self.canary_rows = self.num_real + np.arange(_rows(canaries))
+        # Units: each real row alone, each canary's rows together.
+        self.units = UnitIndex(np.concatenate([np.arange(self.num_real), self.num_real + each]),
+                               examples_per_unit=c.canary_size)
         sigma, claimed = self.claim()
         opt = self.make_optimizer(sigma)
         self._before_training()
@@ -425,10 +299,11 @@ class CanaryAudit:
         return self.public_data
 
     def _padded(self, index: np.ndarray, width: int) -> tuple[dict, np.ndarray]:
+        """Rows ``index`` (-1: a pad slot) padded to ``width``, with their 0/1 mask."""
         mask = np.zeros([width], np.float32)
-        mask[:len(index)] = 1.0
+        mask[:len(index)] = index >= 0
         full = np.zeros([width], np.int64)
-        full[:len(index)] = index
+        full[:len(index)] = np.maximum(index, 0)
         return _take(self.train_set, full), mask
 
     def _train(self, opt, log) -> None:
@@ -440,7 +315,8 @@ class CanaryAudit:
         views = [self.public_view_indices(t) for t in range(c.steps)] if c.feature_dp else None
         # One static width for every step (the largest Poisson batch drawn): one trace, no
         # example dropped, so the sampling stays exactly what the sampler drew.
-        width = max([1] + [len(s) for s in steps] + [len(v) for v in views or []])
+        width = max([self.examples_per_unit or 1] + [len(s) for s in steps]
+                    + [len(v) for v in views or []])
 
         @tf.function
         def step(batch, mask, public_batch, public_mask):
@@ -449,7 +325,7 @@ class CanaryAudit:
                 kwargs = dict(public_loss_fn=self.public_loss, public_batch=public_batch,
                               public_batch_mask=public_mask)
             grads = opt.dp_gradients(loss_fn, batch, var_list, batch_mask=mask, layers=layers,
-                                     **kwargs)
+                                     examples_per_unit=self.examples_per_unit, **kwargs)
             opt.apply_gradients(zip(grads, var_list))
 
         public = self._public_rows() if c.projected else None
