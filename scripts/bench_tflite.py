@@ -24,7 +24,7 @@ from absl import app, flags
 import _app  # scripts/_app.py: absl's app.run, help exits 0
 
 from tfdphpe import compat, export
-from tfdphpe.export.tflite import measure_latency
+from tfdphpe.export.latency import measure_latency
 
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
 flags.DEFINE_integer("rounds", 20, "Timed rounds per model and thread count.")
