@@ -125,8 +125,8 @@ class PosePipeline:
             people = self._detection_frame(frame)
         else:
             people = self._tracking_frame(frame, list(self.tracker.tracks))
-        # Nobody left to follow: look again on the next frame.
-        self._redetect = not self.tracker.tracks
+        # Nobody left to follow, or someone lost: look again on the next frame.
+        self._redetect = not self.tracker.tracks or any(t.lost for t in self.tracker.tracks)
         return self._result(frame_id, timestamp, people, detect)
 
     def still(self, image: np.ndarray, boxes: np.ndarray | None = None) -> FramePoses:
@@ -141,7 +141,8 @@ class PosePipeline:
                           detected=True)
 
     def _detection_frame(self, frame):
-        """Pose on every detection; detections continue tracks or start new ones."""
+        """Pose on every detection; detections continue tracks or start new ones. A detected
+        person is reported even when the pose is unsure (the detector saw them)."""
         detections = self.detector.detect(frame)
         keypoints, scores = self.pose(frame, detections.boxes)
         pairs = self.tracker.match(detections.boxes, keypoints, scores)
@@ -151,18 +152,23 @@ class PosePipeline:
         people = []
         for d in range(len(detections)):
             track = matched.get(d) or self.tracker.start(detections.boxes[d])
+            track.box = detections.boxes[d]
+            self.tracker.observe(track, keypoints[d], scores[d])
             people.append((track, detections.boxes[d], keypoints[d], scores[d]))
+        self.tracker.drop_lost(keep=[p[0] for p in people])
         # Tracks the detector missed go on from their keypoints while the pose model is sure;
         # one that has drifted onto a detected person is the same person twice: dropped.
-        return self._without_duplicates(self._observe(people)
-                                        + self._tracking_frame(frame, unmatched))
+        carried = [t for t in unmatched if t in self.tracker.tracks]
+        return self._without_duplicates(people + self._tracking_frame(frame, carried))
 
     def _tracking_frame(self, frame, tracks):
+        """Pose in the carried boxes; a person whose pose is unsure is not reported."""
         if not tracks:
             return []
         boxes = np.stack([t.box for t in tracks])
         keypoints, scores = self.pose(frame, boxes)
-        return self._observe(list(zip(tracks, boxes, keypoints, scores)))
+        return [(t, b, k, s) for t, b, k, s in zip(tracks, boxes, keypoints, scores)
+                if self.tracker.observe(t, k, s)]
 
     def _without_duplicates(self, people):
         kept = []
@@ -173,10 +179,6 @@ class PosePipeline:
             else:
                 kept.append(person)
         return kept
-
-    def _observe(self, people):
-        return [(track, box, keypoints, scores) for track, box, keypoints, scores in people
-                if self.tracker.observe(track, keypoints, scores)]
 
     def _result(self, frame_id, timestamp, people, detected) -> FramePoses:
         k = self.pose.num_joints

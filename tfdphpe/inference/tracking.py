@@ -60,6 +60,7 @@ class Track:
     keypoints: np.ndarray | None = None    # last pose (image pixels), before smoothing
     scores: np.ndarray | None = None
     smoother: OneEuroFilter | None = None
+    lost: bool = False                     # the last pose was unsure: find the person again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,14 +123,19 @@ class Tracker:
         return track
 
     def observe(self, track: Track, keypoints: np.ndarray, scores: np.ndarray) -> bool:
-        """Records a pose; returns False (and ends the track) if the person is lost."""
+        """Records a pose. True if it is sure enough to carry the box to the next frame; else
+        the track is marked lost and keeps its box until a detection finds the person again."""
         cfg = self.config
+        track.keypoints, track.scores = keypoints, scores
         box = box_from_keypoints(keypoints, scores, cfg.keypoint_score, cfg.box_margin)
-        if box is None or float(np.mean(scores)) < cfg.min_pose_score:
-            self.tracks.remove(track)
-            return False
-        track.box, track.keypoints, track.scores = box, keypoints, scores
-        return True
+        track.lost = box is None or float(np.mean(scores)) < cfg.min_pose_score
+        if not track.lost:
+            track.box = box
+        return not track.lost
+
+    def drop_lost(self, keep: list[Track] = ()) -> None:
+        """Ends the lost tracks, except those in ``keep`` (matched to a detection just now)."""
+        self.tracks = [t for t in self.tracks if not t.lost or t in keep]
 
     def reset(self) -> None:
         self.tracks.clear()
