@@ -38,7 +38,8 @@ def test_truncated_video_names_the_file_and_where_it_ended(clip, tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    (b"", "empty"), (os.urandom(4000), "no video stream|cannot open"), (None, "no such")])
+    (b"", "empty"), (bytes(range(256)) * 16, "no video stream|cannot open"), (None, "no such")],
+    ids=["empty", "junk", "missing"])
 def test_empty_junk_and_missing_files(tmp_path, content, match):
     path = tmp_path / "bad.mp4"
     if content is not None:
