@@ -10,6 +10,11 @@ BlazePose full (pose_landmark_full.tflite, 256x256) is taken from the mediapipe=
 via `pip download` (mediapipe is not a dependency); if that fails the table has no BlazePose.
 All models run in interleaved rounds in one process; on a shared machine read the ratios and
 the 1-thread CPU times (wall times, above all with 2 threads, move with the load, printed).
+
+--pipeline: per-frame latency of the whole mobile pipeline (MediaPipe's pose detector + our
+int8 model at the mobile preset, tracking) with the detector on every frame and on every 5th,
+beside MediaPipe's detector + BlazePose full pipeline on the same frames, one thread
+(tfdphpe.inference.latency).
 """
 
 import glob
@@ -24,7 +29,7 @@ from absl import app, flags
 import _app  # scripts/_app.py: absl's app.run, help exits 0
 
 from tfdphpe import compat, export
-from tfdphpe.export.tflite import measure_latency
+from tfdphpe.export.latency import measure_latency
 
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
 flags.DEFINE_integer("rounds", 20, "Timed rounds per model and thread count.")
@@ -34,6 +39,9 @@ flags.DEFINE_list("mobile_sizes", ["192x144", "160x128", "128x96"], "Candidate m
 flags.DEFINE_string("calibration_images", None, "Glob of PUBLIC images for int8 calibration "
                     "(default: synthetic crops; latency does not depend on them).")
 flags.DEFINE_string("output_dir", "bench_out", "Where the .tflite files are written.")
+flags.DEFINE_bool("pipeline", False, "Per-frame latency of the video pipeline (detector + pose "
+                  "+ tracking, 1 thread) vs MediaPipe's detector + BlazePose full, instead.")
+flags.DEFINE_integer("frames", 100, "--pipeline: frames of the test clip (one person).")
 FLAGS = flags.FLAGS
 BLAZEPOSE = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
 
@@ -74,9 +82,49 @@ def convert(name, size, fmt, optimize=True):
     return path
 
 
+def bench_pipeline():
+    from tfdphpe.inference import CropPoseEstimator, MediaPipePoseDetector, PipelineConfig
+    from tfdphpe.inference import PosePipeline
+    from tfdphpe.inference.latency import BlazePoseTracker, SteadyPose, per_frame_latency
+    from tfdphpe.inference.video import ImageReader
+
+    size = export.PRESETS["mobile"].input_size
+    pose = convert(f"int8_{size[0]}x{size[1]}", size, "int8")
+    blazepose = fetch_blazepose(FLAGS.output_dir)
+    photo = next(iter(ImageReader("../shared/fixtures/coco/000000000785.jpg"))).image
+    frames = [photo[40:392, (4 * t) % 160:(4 * t) % 160 + 480] for t in range(FLAGS.frames)]
+    # Untrained weights: random joints would lose every track; SteadyPose times the model but
+    # returns joints spanning the box, as a trained model's would.
+    runners = {}
+    for every in (1, 5):
+        runners[f"ours: detector + int8 {size[0]}x{size[1]}, detect every {every}"] = \
+            PosePipeline(MediaPipePoseDetector(),
+                         SteadyPose(CropPoseEstimator(export.load_predictor(pose))),
+                         PipelineConfig(detect_every=every))
+    if blazepose:
+        for every in (1, 5):
+            runners[f"MediaPipe: detector + BlazePose full, detect every {every}"] = \
+                BlazePoseTracker(blazepose, every)
+    per_frame_latency(runners, frames[:5])   # warm-up
+    load = os.getloadavg()[0]
+    result = per_frame_latency(runners, frames)
+    print(f"\nPer-frame latency, {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} "
+          f"(one person), {compat.tflite_runtime_name()}, 1 thread, interleaved; load average "
+          f"{load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
+    ref = next((n for n in result if n.startswith("MediaPipe") and n.endswith("1")), None)
+    print("| pipeline | mean ms | median | p95 | CPU ms | mean x MediaPipe (detect every 1) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in result.items():
+        ratio = f"{r['mean_ms'] / result[ref]['mean_ms']:.2f}" if ref else "-"
+        print(f"| {name} | {r['mean_ms']:.1f} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | "
+              f"{r['cpu_ms']:.1f} | {ratio} |")
+
+
 def main(argv):
     del argv
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    if FLAGS.pipeline:
+        return bench_pipeline()
     size = tuple(int(v) for v in FLAGS.input_size)
     tag = f"{size[0]}x{size[1]}"
     models = {f"float32 stock graph {tag}": convert("float32_stock", size, "float32", False),

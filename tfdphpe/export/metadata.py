@@ -1,7 +1,8 @@
 """The deployment metadata that travels with every export: privacy statement, joints, geometry.
 
 A SavedModel carries it as the asset ``assets/privacy.json``; a TFLite file carries the same JSON
-inside the flatbuffer (metadata entry ``privacy.json``). ``read_metadata`` reads either.
+inside the flatbuffer (metadata entry ``privacy.json``, ``embed_metadata``). ``read_metadata``
+reads either.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfdphpe.data.joints import JointSet
@@ -99,7 +101,6 @@ def read_metadata(path: str) -> dict[str, Any]:
     """Deployment metadata of a SavedModel directory, a ``.tflite`` file or a ``privacy.json``."""
     path = os.fspath(path)
     if path.endswith(".tflite"):
-        from tfdphpe.export.tflite import read_tflite_metadata  # avoids an import cycle
         meta = read_tflite_metadata(path)
         if meta is None:
             raise ValueError(f"{path} carries no tfdphpe metadata")
@@ -108,3 +109,35 @@ def read_metadata(path: str) -> dict[str, Any]:
         path = os.path.join(path, "assets", METADATA_FILENAME)
     with tf.io.gfile.GFile(path, "r") as f:
         return json.load(f)
+
+
+def embed_metadata(tflite: bytes, meta: dict) -> bytes:
+    """Adds ``meta`` as JSON to the flatbuffer's metadata list, under ``privacy.json``."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    buffer = schema_fb.BufferT()
+    buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema_fb.MetadataT()
+    entry.name = METADATA_FILENAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or [])
+                      if m.name not in (METADATA_FILENAME, METADATA_FILENAME.encode())] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_tflite_metadata(model: str | bytes) -> dict | None:
+    """The embedded ``privacy.json`` of a ``.tflite`` file or bytes (None if absent)."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+
+    if isinstance(model, (str, os.PathLike)):
+        with tf.io.gfile.GFile(os.fspath(model), "rb") as f:
+            model = f.read()
+    root = schema_fb.Model.GetRootAsModel(bytearray(model), 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name().decode("utf-8") == METADATA_FILENAME:
+            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None

@@ -15,18 +15,24 @@ import tensorflow as tf
 from tfdphpe.export.metadata import read_metadata
 from tfdphpe.export.preprocessing import (BOX_PADDING, crop_image, crop_regions, crop_to_image,
                                           whole_image_box)
-from tfdphpe.export.saved_model import PREDICT_IMAGES
-from tfdphpe.export.tflite import TFLitePoseEstimator
+from tfdphpe.export.saved_model import PREDICT_IMAGES, SERVING_DEFAULT
+from tfdphpe.export.runtime import TFLitePoseEstimator
 
 
 class PosePredictor:
     """``predict(image_bytes, boxes)`` -> (boxes [M, 4], keypoints [M, K, 2], scores [M, K]).
 
-    Keypoints are in image pixels; ``boxes=None`` uses the whole image.
+    Keypoints are in image pixels; ``boxes=None`` uses the whole image. ``predict_crops`` runs
+    the model on uint8 crops ``[N, H, W, 3]`` already cut (the video pipeline's path).
     """
 
     metadata: dict[str, Any]
     num_joints: int
+    input_size: tuple[int, int]
+
+    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 crops ``[N, H, W, 3]`` -> (keypoints ``[N, K, 2]`` crop pixels, scores)."""
+        raise NotImplementedError
 
     def predict(self, image_bytes: bytes, boxes: Sequence[Sequence[float]] | None = None):
         image_shape = tf.shape(tf.io.decode_image(image_bytes, channels=3,
@@ -50,7 +56,13 @@ class SavedModelPredictor(PosePredictor):
         self.metadata = read_metadata(export_dir)
         self._loaded = tf.saved_model.load(export_dir)
         self._signature = self._loaded.signatures[PREDICT_IMAGES]
+        self._crops_signature = self._loaded.signatures[SERVING_DEFAULT]
         self.num_joints = int(self._signature.structured_outputs["scores"].shape[-1])
+        self.input_size = tuple(int(v) for v in self.metadata["input_size"])
+
+    def predict_crops(self, crops):
+        out = self._crops_signature(images=tf.constant(crops, tf.uint8))
+        return out["keypoints"].numpy(), out["scores"].numpy()
 
     def _predict(self, image_bytes, boxes):
         out = self._signature(image_bytes=tf.constant([image_bytes] * len(boxes), tf.string),
@@ -63,6 +75,10 @@ class TFLitePredictor(PosePredictor):
         self.estimator = TFLitePoseEstimator(model_file, num_threads)
         self.metadata = self.estimator.metadata or {}
         self.num_joints = self.estimator.num_joints
+        self.input_size = self.estimator.input_size
+
+    def predict_crops(self, crops):
+        return self.estimator.predict(crops)
 
     def _predict(self, image_bytes, boxes):
         from tfdphpe.export.preprocessing import check_box

@@ -103,22 +103,32 @@ def crop_image(image: tf.Tensor, region: tf.Tensor, input_size: Sequence[int]) -
 
     Values keep the image's range (0..255 for uint8 images); outside the image they are 0.
     """
-    image = tf.convert_to_tensor(image)
     region = tf.convert_to_tensor(region, tf.float32)
+    return crop_image_regions(image, region[None], input_size)[0]
+
+
+def crop_image_regions(image: tf.Tensor, regions: tf.Tensor,
+                       input_size: Sequence[int]) -> tf.Tensor:
+    """One image ``[h, w, C]`` and regions ``[N, 4]`` (cx, cy, w, h) -> float32 ``[N, H, W, C]``.
+
+    Every person of a video frame in one call; the same sampling as ``crop_image``.
+    """
+    image = tf.convert_to_tensor(image)
+    regions = tf.convert_to_tensor(regions, tf.float32)
     h_in, w_in = int(input_size[0]), int(input_size[1])
     shape = tf.shape(image)
     img_h = tf.cast(shape[0], tf.float32)
     img_w = tf.cast(shape[1], tf.float32)
-    s = region[2] / float(w_in)
-    half = tf.stack([(h_in - 1) / 2.0 * s, (w_in - 1) / 2.0 * s])  # (y, x)
-    centre = tf.stack([region[1], region[0]])
+    s = regions[:, 2] / float(w_in)
+    half = tf.stack([(h_in - 1) / 2.0 * s, (w_in - 1) / 2.0 * s], axis=-1)  # (y, x)
+    centre = tf.stack([regions[:, 1], regions[:, 0]], axis=-1)
     lo, hi = centre - half, centre + half
     # crop_and_resize samples y = y1 * (img_h - 1) + i * (y2 - y1) * (img_h - 1) / (H - 1).
     denom = tf.maximum(tf.stack([img_h, img_w]) - 1.0, 1.0)
-    box = tf.concat([lo / denom, hi / denom], axis=0)  # y1, x1, y2, x2 (normalised)
-    crop = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None], box[None], [0],
-                                    (h_in, w_in), method="bilinear", extrapolation_value=0.0)
-    return crop[0]
+    boxes = tf.concat([lo / denom, hi / denom], axis=-1)  # y1, x1, y2, x2 (normalised)
+    return tf.image.crop_and_resize(tf.cast(image, tf.float32)[None], boxes,
+                                    tf.zeros([tf.shape(regions)[0]], tf.int32), (h_in, w_in),
+                                    method="bilinear", extrapolation_value=0.0)
 
 
 def whole_image_box(image_shape, padding: float = BOX_PADDING) -> tf.Tensor:

@@ -1,9 +1,10 @@
-"""TFLite export (float32, float16, full-integer int8) and a small runner.
+"""TFLite conversion (float32, float16, full-integer int8) and its check against Keras.
 
 Every format has the same interface: input ``image`` uint8 ``[1, H, W, 3]`` (an RGB person crop),
 outputs ``keypoints`` float32 ``[1, K, 2]`` (x, y in crop pixels) and ``scores`` float32
 ``[1, K]``. Normalisation and SimCC decoding are inside the model, and the deployment metadata
-(privacy statement, joints, geometry) is embedded in the flatbuffer as ``privacy.json``.
+(privacy statement, joints, geometry) is embedded in the flatbuffer as ``privacy.json``
+(``metadata.embed_metadata``). Running a converted file: ``runtime.py``; latency: ``latency.py``.
 
 Speed (Python TFLite interpreter with XNNPACK, TinyViT-5M at 256x192, one thread; the
 benchmark and the findings are in docs/deployment.md). The export graph differs from the Keras
@@ -26,18 +27,16 @@ them and end up in the file. ``convert_to_tflite`` records the source you name i
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tfdphpe import compat
 from tfdphpe.data.joints import MPII, JointSet
-from tfdphpe.export.metadata import METADATA_FILENAME, deployment_metadata
+from tfdphpe.export.metadata import deployment_metadata, embed_metadata
 from tfdphpe.export.preprocessing import normalize_pixels
+# TFLitePoseEstimator is also imported from here by tfdphpe.training.evaluate (its home is runtime).
+from tfdphpe.export.runtime import TFLitePoseEstimator, interpreter  # noqa: F401
 from tfdphpe.export.saved_model import PoseServingModule
 
 TFLITE_FORMATS = ("float32", "float16", "int8")
@@ -209,7 +208,7 @@ def _quantize_int8(converter, input_size, crops, optimize: bool) -> bytes:
     # more; this is the same call it makes (TF 2.15: tests/export pin it).
     converter._experimental_calibrate_only = True  # pylint: disable=protected-access
     calibrated = converter.convert()
-    calibrated_interpreter = _interpreter(calibrated)
+    calibrated_interpreter = interpreter(calibrated)
     names = [t["name"] for t in calibrated_interpreter.get_tensor_details()]
     out_names = [d["name"] for d in calibrated_interpreter.get_output_details()]
     float_nodes = [n for n in names if _in_float_scope(n)] + out_names
@@ -227,107 +226,6 @@ def _in_float_scope(tensor_name: str) -> bool:
                for part in (parts[0], parts[-1]))
 
 
-# ------------------------------------------------------------------------------ metadata
-
-def embed_metadata(tflite: bytes, meta: dict) -> bytes:
-    """Adds ``meta`` as JSON to the flatbuffer's metadata list, under ``privacy.json``."""
-    from tensorflow.lite.python import schema_py_generated as schema_fb
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
-    buffer = schema_fb.BufferT()
-    buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema_fb.MetadataT()
-    entry.name = METADATA_FILENAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or [])
-                      if m.name not in (METADATA_FILENAME, METADATA_FILENAME.encode())] + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def read_tflite_metadata(model: str | bytes) -> dict | None:
-    """The embedded ``privacy.json`` of a ``.tflite`` file or bytes (None if absent)."""
-    from tensorflow.lite.python import schema_py_generated as schema_fb
-
-    if isinstance(model, (str, os.PathLike)):
-        with tf.io.gfile.GFile(os.fspath(model), "rb") as f:
-            model = f.read()
-    root = schema_fb.Model.GetRootAsModel(bytearray(model), 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if entry.Name().decode("utf-8") == METADATA_FILENAME:
-            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    return None
-
-
-def op_counts(model: str | bytes) -> dict[tuple[str, str], int]:
-    """(op name, dtype of its first input) -> count: which ops run in int8 and which in float."""
-    interpreter = _interpreter(model)
-    counts: dict[tuple[str, str], int] = {}
-    for op in interpreter._get_ops_details():  # pylint: disable=protected-access
-        first = [i for i in op["inputs"] if i >= 0][:1]
-        details = interpreter._get_tensor_details  # pylint: disable=protected-access
-        dtype = details(first[0], 0)["dtype"].__name__ if first else "-"
-        key = (op["op_name"], dtype)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def _interpreter(model: str | bytes, num_threads: int | None = None):
-    """LiteRT's interpreter where installed, else tf.lite's (tfdphpe.compat)."""
-    if isinstance(model, (bytes, bytearray)):
-        return compat.tflite_interpreter(model_content=bytes(model), num_threads=num_threads)
-    return compat.tflite_interpreter(model_path=os.fspath(model), num_threads=num_threads)
-
-
-# ------------------------------------------------------------------------------ runner
-
-class TFLitePoseEstimator:
-    """Runs an exported ``.tflite`` pose model on uint8 crops.
-
-    Args:
-      model: path to a ``.tflite`` file, or its bytes.
-      num_threads: interpreter threads (XNNPACK).
-    """
-
-    def __init__(self, model: str | bytes, num_threads: int = 1):
-        self.interpreter = _interpreter(model, num_threads)
-        self.interpreter.allocate_tensors()
-        self.metadata = read_tflite_metadata(model)
-        (self._input,) = self.interpreter.get_input_details()
-        shape = tuple(int(s) for s in self._input["shape"])
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-            raise ValueError(f"not a tfdphpe pose model: input shape {shape}")
-        self.input_size = (shape[1], shape[2])
-        outputs = {len(d["shape"]): d for d in self.interpreter.get_output_details()}
-        if set(outputs) != {2, 3}:
-            raise ValueError("not a tfdphpe pose model: expected keypoints [1, K, 2] and "
-                             "scores [1, K] outputs")
-        self._keypoints, self._scores = outputs[3], outputs[2]
-        self.num_joints = int(self._scores["shape"][1])
-
-    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 crops ``[N, H, W, 3]`` -> (keypoints ``[N, K, 2]`` crop pixels, scores ``[N, K]``).
-
-        Raises ValueError for another dtype or crop size; an empty batch gives empty arrays.
-        """
-        crops = np.asarray(crops)
-        h, w = self.input_size
-        if crops.dtype != np.uint8:
-            raise ValueError(f"crops must be uint8 RGB, got {crops.dtype}")
-        if crops.ndim != 4 or crops.shape[1:] != (h, w, 3):
-            raise ValueError(f"crops must have shape [N, {h}, {w}, 3], got {crops.shape}")
-        keypoints = np.zeros((len(crops), self.num_joints, 2), np.float32)
-        scores = np.zeros((len(crops), self.num_joints), np.float32)
-        for i, crop in enumerate(crops):
-            self.interpreter.set_tensor(self._input["index"], crop[None])
-            self.interpreter.invoke()
-            keypoints[i] = self.interpreter.get_tensor(self._keypoints["index"])[0]
-            scores[i] = self.interpreter.get_tensor(self._scores["index"])[0]
-        return keypoints, scores
-
-
 def keras_predict(model: tf.keras.Model, crops: np.ndarray, joint_set: JointSet = MPII,
                   flip_test: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The reference the TFLite formats are compared with: Keras on the same uint8 crops."""
@@ -342,37 +240,3 @@ def parity(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> 
     return {"mean_px": float(dist.mean()), "max_px": float(dist.max()),
             "score_abs_diff": float(np.abs(np.asarray(reference[1])
                                            - np.asarray(candidate[1])).mean())}
-
-
-def measure_latency(models: dict[str, str | bytes], num_threads: int = 1, rounds: int = 20,
-                    warmup: int = 2, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Single-image latency of several TFLite models, measured in interleaved rounds.
-
-    Interleaving (model A, B, C, A, B, C, ...) spreads changes in machine load over all models
-    alike, so their ratios stay meaningful on a shared machine. Returns per model the median
-    and minimum wall time in ms and, with one thread (the interpreter then computes on the
-    calling thread), the median CPU time in ms, which load on other cores barely affects.
-    """
-    rng = np.random.default_rng(seed)
-    runs = {}
-    for name, model in models.items():
-        interpreter = _interpreter(model, num_threads)
-        interpreter.allocate_tensors()
-        for detail in interpreter.get_input_details():
-            if np.issubdtype(detail["dtype"], np.integer):
-                data = rng.integers(0, 256, detail["shape"]).astype(detail["dtype"])
-            else:
-                data = rng.uniform(0, 1, detail["shape"]).astype(detail["dtype"])
-            interpreter.set_tensor(detail["index"], data)
-        for _ in range(warmup):
-            interpreter.invoke()
-        runs[name] = (interpreter, [], [])
-    for _ in range(rounds):
-        for interpreter, wall, cpu in runs.values():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            interpreter.invoke()
-            wall.append(time.perf_counter() - t0)
-            cpu.append(time.thread_time() - c0)
-    return {name: {"median_ms": 1e3 * float(np.median(wall)), "min_ms": 1e3 * float(np.min(wall)),
-                   "cpu_ms": 1e3 * float(np.median(cpu)) if num_threads == 1 else float("nan")}
-            for name, (_, wall, cpu) in runs.items()}
