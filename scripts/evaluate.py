@@ -60,8 +60,11 @@ def main(argv):
                                      check_images="none")
             metrics = score_mpii_file(F.predictions, records.records, F.one_based).as_dict()
     elif F.tflite:
-        from tfdphpe.training.evaluate import evaluate_tflite
-        metrics = evaluate_tflite(F.tflite, F.dataset, F.data_dir, F.max_examples)
+        from tfdphpe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+        from tfdphpe.export.runtime import normalized_crop_predict_fn
+        from tfdphpe.training.evaluate import evaluate_predict_fn
+        predict, size = normalized_crop_predict_fn(F.tflite, IMAGENET_MEAN, IMAGENET_STD)
+        metrics = evaluate_predict_fn(predict, size, F.dataset, F.data_dir, F.max_examples)
     else:
         from tfdphpe.training.evaluate import evaluate_checkpoint
         metrics = evaluate_checkpoint(F.checkpoint, F.dataset, F.data_dir, F.flip_test,

@@ -22,22 +22,14 @@ def test_statement_from_dict_and_from_a_training_privacy_json(tmp_path):
     assert metadata.privacy_statement(str(path)) == given
 
 
-def test_statement_from_a_ledger_like_object():
-    class Ledger:
-        private = True
-
-        def to_dict(self):
-            return {"method": "pdpsgd", "delta": 4e-5, "steps": 10}
-
-        def statement(self):
-            return "Projected DP-SGD ..."
-
-        def epsilon(self):
-            return 0.8
-
-    statement = metadata.privacy_statement(Ledger())
-    assert statement["method"] == "pdpsgd" and statement["epsilon"] == 0.8
-    assert statement["statement"] == "Projected DP-SGD ..."
+def test_statement_from_a_ledger_is_the_one_training_publishes():
+    from tfdphpe.privacy import PrivacyLedger, published_statement
+    ledger = PrivacyLedger(method="pdpsgd", noise_multiplier=1.0, l2_norm_clip=1.0,
+                           num_examples=1000, batch_size=10, delta=4e-5, steps=10)
+    statement = metadata.privacy_statement(ledger)
+    assert statement["method"] == "pdpsgd" and statement["epsilon"] == ledger.epsilon()
+    assert statement["statement"] == ledger.statement()
+    assert statement == published_statement(ledger)
 
 
 def test_statement_must_name_its_method_and_be_json(tmp_path):

@@ -108,13 +108,19 @@ def test_flip_test_tflite_matches_the_serving_graph(exported, crops):
 
 
 def test_tflite_scored_on_the_same_validation_crops_as_keras(exported, tmp_path):
-    """evaluate_tflite / predict_fn: TFLite float32 and Keras predict the same joints."""
+    """normalized_crop_predict_fn / evaluate_predict_fn: TFLite float32 and Keras predict the same
+    joints."""
     from tfdphpe.data.pipeline import PipelineConfig, build_dataset
     from tfdphpe.data.sampling import BatchConfig
     from tfdphpe.data.synthetic import SyntheticConfig, write_synthetic_dataset
     from tfdphpe.evaluation.inference import predict_dataset
     from tfdphpe.training.datasets import load_split
-    from tfdphpe.training.evaluate import evaluate_tflite, tflite_predict_fn
+    from tfdphpe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from tfdphpe.export.runtime import normalized_crop_predict_fn
+    from tfdphpe.training.evaluate import evaluate_predict_fn
+
+    def tflite_predict_fn(path):
+        return normalized_crop_predict_fn(path, IMAGENET_MEAN, IMAGENET_STD)
 
     write_synthetic_dataset(str(tmp_path / "d"), 0, 6, seed=3,
                             cfg=SyntheticConfig(image_size=(96, 80)), num_workers=1)
@@ -131,5 +137,6 @@ def test_tflite_scored_on_the_same_validation_crops_as_keras(exported, tmp_path)
     # crop pixels are 1/scale of original pixels here; uint8 rounding of the crop is the only
     # input difference, so predictions agree to about a pixel
     assert np.mean(np.abs(lite.keypoints - keras.keypoints)) < 1.5
-    metrics = evaluate_tflite(exported["tflite"]["int8"], "synthetic", str(tmp_path / "d"))
+    metrics = evaluate_predict_fn(*tflite_predict_fn(exported["tflite"]["int8"]), "synthetic",
+                                  str(tmp_path / "d"))
     assert 0.0 <= metrics["PCKh@0.5/Mean"] <= 100.0 and "PCKh@0.1/Head" in metrics

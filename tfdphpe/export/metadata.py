@@ -33,8 +33,8 @@ def privacy_statement(privacy: Any = None) -> dict[str, Any]:
 
     Args:
       privacy: None (no DP guarantee), a dict (e.g. a ledger's ``to_dict()``), a path to a
-        ``privacy.json`` written by training, or a ledger-like object with ``to_dict()`` and
-        ``statement()`` (its epsilon so far is added when it has ``epsilon()``).
+        ``privacy.json`` written by training, or a ``tfdphpe.privacy.PrivacyLedger`` (its
+        ``published()`` statement: the same one training writes).
 
     Raises:
       ValueError: the statement does not say which method produced it, or is not JSON.
@@ -47,13 +47,8 @@ def privacy_statement(privacy: Any = None) -> dict[str, Any]:
                 privacy = json.load(f)
             except json.JSONDecodeError as e:
                 raise ValueError(f"privacy statement {os.fspath(privacy)!r} is not JSON: {e}")
-    elif not isinstance(privacy, Mapping) and hasattr(privacy, "to_dict"):
-        ledger = privacy
-        privacy = dict(ledger.to_dict())
-        if hasattr(ledger, "statement"):
-            privacy["statement"] = ledger.statement()
-        if hasattr(ledger, "epsilon") and getattr(ledger, "private", True):
-            privacy["epsilon"] = float(ledger.epsilon())
+    elif not isinstance(privacy, Mapping) and hasattr(privacy, "published"):
+        privacy = privacy.published()     # a ledger: the one place a statement is assembled
     if not isinstance(privacy, Mapping):
         raise ValueError(f"privacy statement must be a JSON object, got {type(privacy).__name__}")
     privacy = dict(privacy)

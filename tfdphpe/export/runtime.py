@@ -79,4 +79,23 @@ class TFLitePoseEstimator:
         return keypoints, scores
 
 
+def normalized_crop_predict_fn(model_file: str, mean, std):
+    """(predict_fn, input size) of a ``.tflite`` pose model on *normalised* crops.
+
+    The evaluation pipeline yields normalised crops; they are mapped back to the uint8 pixels the
+    TFLite model takes (its normalisation and decoding run inside it), so Keras and TFLite are
+    scored on the same crops and differ only by the model format. ``predict_fn(images)`` returns
+    (keypoints [N, K, 2], scores [N, K]) as tensors.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    estimator = TFLitePoseEstimator(model_file)
+    mean_, std_ = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def predict(images):
+        pixels = np.clip(np.round(np.asarray(images) * std_ + mean_), 0, 255).astype(np.uint8)
+        keypoints, scores = estimator.predict(pixels)
+        return tf.constant(keypoints), tf.constant(scores)
+
+    return predict, estimator.input_size
 

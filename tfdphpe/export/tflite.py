@@ -35,8 +35,7 @@ import tensorflow as tf
 from tfdphpe.data.joints import MPII, JointSet
 from tfdphpe.export.metadata import deployment_metadata, embed_metadata
 from tfdphpe.export.preprocessing import normalize_pixels
-# TFLitePoseEstimator is also imported from here by tfdphpe.training.evaluate (its home is runtime).
-from tfdphpe.export.runtime import TFLitePoseEstimator, interpreter  # noqa: F401
+from tfdphpe.export.runtime import interpreter
 from tfdphpe.export.saved_model import PoseServingModule
 
 TFLITE_FORMATS = ("float32", "float16", "int8")

@@ -247,6 +247,10 @@ class PrivacyLedger:
                 f"person in many frames, an image with several people) is protected only by "
                 "group privacy: k of them get about k times epsilon.")
 
+    def published(self, **extra: Any) -> dict[str, Any]:
+        """The statement this ledger publishes (``published_statement``)."""
+        return published_statement(self, **extra)
+
     def same_configuration(self, other: "PrivacyLedger") -> bool:
         """True if ``other`` accounts for the same run (every field but the step counts)."""
         counts = {"steps": 0, "skipped_updates": 0}

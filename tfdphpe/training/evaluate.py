@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
-
-import numpy as np
 import tensorflow as tf
 
 from tfdphpe.data.pipeline import PipelineConfig, build_dataset
 from tfdphpe.data.sampling import BatchConfig
-from tfdphpe.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tfdphpe.evaluation.inference import predict_dataset, score
 from tfdphpe.training.datasets import coco_annotation_file, load_split
 
@@ -55,31 +51,10 @@ def predict_run(checkpoint: str, records, joint_set, flip_test: bool = True):
     return predict_records(model, records, joint_set, _model_pipeline(model, config), flip_test)
 
 
-def tflite_predict_fn(model_file: str, mean: Sequence[float] = IMAGENET_MEAN,
-                      std: Sequence[float] = IMAGENET_STD):
-    """(predict_fn, input size) of a ``.tflite`` pose model for ``predict_dataset``.
-
-    The evaluation pipeline yields normalised crops; they are mapped back to the uint8 pixels the
-    TFLite model takes (its normalisation and decoding run inside it), so Keras and TFLite are
-    scored on the same crops and differ only by the model format.
-    """
-    from tfdphpe.export.tflite import TFLitePoseEstimator  # pylint: disable=import-outside-toplevel
-
-    estimator = TFLitePoseEstimator(model_file)
-    mean_, std_ = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-
-    def predict(images):
-        pixels = np.clip(np.round(np.asarray(images) * std_ + mean_), 0, 255).astype(np.uint8)
-        keypoints, scores = estimator.predict(pixels)
-        return tf.constant(keypoints), tf.constant(scores)
-
-    return predict, estimator.input_size
-
-
-def evaluate_tflite(model_file: str, dataset: str, data_dir: str, max_examples: int = 0,
-                    sigma: float = 6.0) -> dict:
-    """PCKh of an exported ``.tflite`` model on a data set's validation split (MPII format)."""
-    predict, size = tflite_predict_fn(model_file)
+def evaluate_predict_fn(predict, size, dataset: str, data_dir: str, max_examples: int = 0,
+                        sigma: float = 6.0) -> dict:
+    """PCKh of a crop predictor (e.g. an exported ``.tflite`` model through
+    ``tfdphpe.export.runtime.normalized_crop_predict_fn``) on a data set's validation split."""
     val = load_split(dataset, data_dir, "val", fmt="mpii")
     records = list(val.records)[:max_examples] if max_examples else val
     preds = predict_records(None, records, val.joint_set,
