@@ -57,3 +57,11 @@ def test_old_config_json_still_loads():
     old["data"]["sigma"] = old["data"].pop("simcc_sigma")
     old["optim"]["schedule"] = old["optim"].pop("lr_schedule")
     assert TrainConfig.from_dict(old) == TrainConfig()
+
+
+def test_every_flag_is_documented_in_training_md():
+    import os
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "training.md")).read()
+    values, names = _flags()
+    missing = [n for n in names if f"`--{n}`" not in doc]
+    assert not missing, f"docs/training.md does not document {missing}"
