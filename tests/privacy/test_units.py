@@ -1,5 +1,5 @@
-"""Unit-level DP-SGD (issue 20): Poisson sampling of units, at most k examples each, one clipped
-record per unit, on both clipping paths and for every method."""
+"""Unit-level DP-SGD (issue 20): one clipped record per unit (the mean of at most k examples), on
+both clipping paths and for every method. The unit sampler: tests/privacy/test_sampling.py."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,6 @@ import tensorflow as tf
 from tests.privacy.helpers import clip_np, flat, losses, make_batch, small_model
 from tfdphpe import privacy
 from tfdphpe.privacy import ghost, mechanisms
-from tfdphpe.privacy.sampling import (UnitIndex, poisson_index_batches, poisson_step_units,
-                                      unit_step_indices)
 
 K = 3                                                   # examples per unit
 # 4 unit slots x 3: unit 0 full, unit 1 two real + pad, unit 2 all padding, unit 3 one real.
@@ -115,48 +113,3 @@ def test_every_unit_record_is_within_the_clip_and_a_replaced_unit_moves_the_sum_
             other[key][:K] = rng.normal(size=other[key][:K].shape) * 10
         moved = pre_noise_sum({k: tf.constant(v) for k, v in other.items()})
         assert np.linalg.norm(moved - base) <= 2 * clip * (1 + 1e-5)
-
-
-def test_unit_sampling_takes_units_with_q_and_at_most_k_of_their_examples():
-    rng = np.random.default_rng(0)
-    sizes = rng.integers(1, 7, size=60)                       # units of 1..6 examples
-    ids = np.repeat(np.arange(60), sizes)
-    ids = ids[rng.permutation(len(ids))]                      # a unit's examples anywhere
-    index = UnitIndex(ids, examples_per_unit=2)
-    q, steps = 0.2, 400
-    counts = np.zeros(60)
-    picks = np.zeros(len(ids))
-    for t in range(steps):
-        rows = unit_step_indices(index, q, (5, 6), t).numpy()
-        units = poisson_step_units(60, q, (5, 6), t).numpy()
-        assert rows.shape == (len(units), 2)
-        for u, row in zip(units, rows):
-            real = row[row >= 0]
-            assert len(real) == min(2, sizes[u]) and (ids[real] == u).all()
-            assert len(set(real)) == len(real)
-            picks[real] += 1
-        counts[units] += 1
-    assert abs(counts.mean() / steps - q) < 0.01
-    # Within a unit of s examples, each example is picked with probability min(2, s) / s.
-    expected = q * np.minimum(2, sizes[ids]) / sizes[ids]
-    assert np.abs(picks / steps - expected).mean() < 0.02
-
-
-def test_units_never_span_shards_and_resume_keeps_the_sample():
-    ids = np.repeat(np.arange(25), 3)
-    index = UnitIndex(ids, examples_per_unit=2)
-
-    def steps(num_shards=1, shard=0, start=0):
-        ds = poisson_index_batches(index, 5, 12, (1, 2), max_units=10, start_step=start,
-                                   num_shards=num_shards, shard_index=shard)
-        return [b["index"].numpy() for b in ds]
-
-    whole = steps()
-    halves = [steps(2, s) for s in (0, 1)]
-    for t, full in enumerate(whole):
-        parts = [h[t][h[t] >= 0] for h in halves]
-        for s, part in enumerate(parts):
-            assert set(ids[part] % 2) <= {s}                    # a unit in one shard only
-        np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.sort(full[full >= 0]))
-    for a, b in zip(whole[5:], steps(start=5)):
-        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,8 @@ file (COCO results format, e.g. ``COCO_val2017_detections_AP_H_56_person.json``)
 score threshold. Conventions follow HRNet's ``lib/dataset/coco.py``: boxes are clipped to the
 image, crowd and zero-keypoint annotations are skipped (and counted), a keypoint with ``v > 0``
 (labelled, visible or occluded) is a target.
+
+Tests: tests/data/test_readers.py, tests/data/test_bad_input.py, tests/data/test_units.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ set is taken from the category's keypoint names: the COCO-17 or MPII-16 names se
 (so transfer from COCO pretraining works); any other list becomes a new joint set whose flip
 pairs pair names that differ only in left/right (``left_x``/``right_x``, ``l_x``/``r_x``,
 ``lx``/``rx``...). Annotations may carry ``head_box`` [x1, y1, x2, y2] for PCKh.
+
+Tests: tests/data/test_readers.py, tests/data/test_units.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Joint sets: names, flip pairs, skeleton edges and the COCO -> MPII map.
 
 The single source of truth for joint order, used by data, evaluation, export and drawing.
+
+Tests: tests/data/test_transforms.py (flip pairs), tests/evaluation/test_pckh.py.
 """
 
 from __future__ import annotations

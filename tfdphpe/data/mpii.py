@@ -14,6 +14,8 @@ box is HRNet's: ``center = objpos + (0, 15 * scale)``, ``box_size = 200 * scale`
 pipeline then pads it by 1.25. A joint is a target when it is annotated (``joints_vis`` in the
 JSON, presence in ``annopoints`` in the .mat); MPII's ``is_visible`` (occlusion) does not remove
 targets, as in HRNet and mmpose.
+
+Tests: tests/data/test_readers.py, tests/data/test_bad_input.py, tests/data/test_units.py.
 """
 
 from __future__ import annotations

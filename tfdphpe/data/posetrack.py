@@ -5,6 +5,8 @@ PoseTrack 2018/2021 ship one JSON per video (``images`` carry ``vid_id`` and ``f
 ``head_top`` for the eyes). A data set is such a file or a folder of them; every image must say
 which video it belongs to, since the video (and the track within it) is what ``--privacy_unit``
 groups by. The joint set comes from the category's keypoint names (``read_custom``).
+
+Tests: tests/data/test_units.py.
 """
 
 from __future__ import annotations

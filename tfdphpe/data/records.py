@@ -11,6 +11,8 @@ not depend on the input size:
 * COCO: ``center`` = box centre, ``box_size`` = box (w, h) (HRNet/mmpose ``_xywh2cs``).
 * MPII: ``center`` = objpos with y shifted by ``+15 * scale`` (then made 0-based), ``box_size`` =
   ``(200 * scale, 200 * scale)`` (HRNet/mmpose; ``scale`` is person height / 200).
+
+Tests: tests/data/test_readers.py, tests/data/test_bad_input.py.
 """
 
 from __future__ import annotations

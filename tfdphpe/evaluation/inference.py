@@ -3,6 +3,8 @@
 Predictions are decoded with the SimCC codec in crop pixels and mapped back to the original image
 with each element's ``inverse_affine``; the flip test averages the logits of each crop and its
 mirror. Scoring private validation data is outside the DP guarantee (docs/privacy.md).
+
+Tests: tests/evaluation/test_files.py, tests/export/test_tflite.py, tests/training/test_trainer.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Skeleton overlays: predicted poses drawn on images, and side-by-side method comparisons.
 
 Used by ``scripts/predict.py`` (through ``tfdphpe.export``) and by the sweep's overlay figure.
+
+Tests: tests/export/test_predict.py.
 """
 
 from __future__ import annotations

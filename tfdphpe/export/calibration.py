@@ -5,6 +5,8 @@ from these crops are stored in the model file, so private images must never be u
 functions take an explicit list of image files (e.g. COCO train/val images, or any licensed
 public set) and, optionally, COCO-format person boxes for them; nothing here reads a training
 configuration, so the private data set cannot slip in by default.
+
+Tests: tests/export/test_tflite.py.
 """
 
 from __future__ import annotations

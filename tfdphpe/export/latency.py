@@ -1,6 +1,8 @@
 """Latency of TFLite models, measured so that ratios hold on a shared machine.
 
 Used by ``scripts/bench_tflite.py``; results are in docs/deployment.md and docs/benchmarks.md.
+
+Tests: tests/export/test_tflite.py.
 """
 
 from __future__ import annotations

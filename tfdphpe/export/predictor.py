@@ -2,6 +2,8 @@
 
 ``load_predictor(path)`` takes a SavedModel directory (runs its ``predict_images`` signature) or
 a ``.tflite`` file (crops with the same geometry in TensorFlow, runs the interpreter, maps back).
+
+Tests: tests/export/test_predict.py.
 """
 
 from __future__ import annotations

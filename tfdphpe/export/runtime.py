@@ -2,6 +2,8 @@
 
 The interpreter is LiteRT's where ai-edge-litert is installed, else ``tf.lite``'s
 (``tfdphpe.compat``). Conversion lives in ``tflite.py``, latency measurement in ``latency.py``.
+
+Tests: tests/export/test_tflite.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Layout::
 
 ``load_bundle(folder)`` builds the reference runner from these files alone: the same
 ``PosePipeline`` as the server, on the TFLite interpreter, one thread.
+
+Tests: tests/inference/test_runner.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 ``tfdphpe.export.preprocessing`` defines the crop (box x padding, fixed to the model's aspect
 ratio, bilinear, zero outside the frame); here it is compiled once per crop size, so a frame
 with N people costs one call instead of N eager crops.
+
+Tests: tests/inference/test_pipeline.py.
 """
 
 from __future__ import annotations

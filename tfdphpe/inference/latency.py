@@ -6,6 +6,8 @@ its two models are, with what its graph does between them: the pose detector (th
 and decoding as ours) when tracking is lost or on its schedule, a 256x256 crop around the
 person, BlazePose full on it, and the next frame's box from BlazePose's alignment landmarks
 (33: hip centre, 34: body scale point). Used by ``scripts/bench_tflite.py --pipeline``.
+
+Tests: tests/inference/test_runner.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ names and skeleton) and ``annotations`` in COCO's results layout (``image_id``,
 ``category_id``, ``keypoints`` as x, y, score triples, ``score``, ``bbox`` x, y, w, h) plus
 ``track_id`` and ``frame_id``: ``COCO.loadRes(doc["annotations"])`` reads it. ``image_id`` is
 the frame index. Files are written under a temporary name and renamed when complete.
+
+Tests: tests/inference/test_runner.py, tests/inference/test_pipeline.py.
 """
 
 from __future__ import annotations

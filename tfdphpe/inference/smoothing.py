@@ -5,6 +5,8 @@ cut-off is ``min_cutoff`` (jitter removed), in fast motion it grows by ``beta`` 
 lag). Written here rather than taken from a package because it is a few lines and we need it
 on arrays (all joints of a person at once), with speed measured in person heights per second
 so that one setting suits near and far people, as MediaPipe's landmark smoothing does.
+
+Tests: tests/inference/test_pipeline.py.
 """
 
 from __future__ import annotations

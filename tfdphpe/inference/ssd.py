@@ -6,6 +6,8 @@ interpreter does not run. This module does the same arithmetic in numpy, written
 calculators' documented options (strides, anchor offsets, scales), for any such model.
 
 Coordinates are normalised to the detector input ([0, 1] on both axes, x first).
+
+Tests: tests/inference/test_detector.py.
 """
 
 from __future__ import annotations

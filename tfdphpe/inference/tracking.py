@@ -6,6 +6,8 @@ pose tracking does): the pose model then follows the person without the detector
 whose pose becomes unsure (few confident joints) is dropped, which asks for a detection on the
 next frame. Matching is a linear assignment (``scipy.optimize.linear_sum_assignment``) on the
 larger of box IoU and keypoint similarity (OKS with one sigma for every joint).
+
+Tests: tests/inference/test_pipeline.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ asymmetrically for stride 2, PyTorch's ``pad=1`` does not).
 Every layer works on NHWC feature maps. Normalisation inside convolutions is BatchNorm by default;
 ``norm="group"`` swaps in GroupNorm for DP training from scratch, where BatchNorm statistics
 cannot be learnt from private data (DESIGN 4).
+
+Tests: tests/models/test_tinyvit.py, tests/models/test_convert.py, tests/privacy/test_ghost.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Head: 1x1 conv from the last backbone stage to K joint channels, each channel flattened
 (8x6 = 48 values at 256x192), then two Dense layers shared across joints to the x bins (W*k) and
 the y bins (H*k). As in mmpose's SimCC head for ResNet/ViT backbones.
+
+Tests: tests/models/test_pose_model.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
 
 Trainability is set on leaf layers only: Keras drops the weights of every child of a frozen
 container, which would freeze the LayerNorms that ``finetune`` keeps training.
+
+Tests: tests/models/test_pose_model.py, tests/test_keras_utils.py, tests/privacy/test_dp_model.py.
 """
 
 from __future__ import annotations

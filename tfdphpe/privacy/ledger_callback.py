@@ -8,6 +8,8 @@
 It records every step before it runs, stops before the target epsilon, writes
 ``ledger-<step>.json`` beside the Keras checkpoints through the same ``LedgerStore`` the trainer
 uses, and restores the ledger on resume.
+
+Tests: tests/privacy/test_dp_model.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Records are computed in one ``tf.vectorized_map`` pass. The clip norm comes from
 without ``L2Loss`` (which has no vectorized converter) and fused with the sum: sum_i s_i g_i is one
 contraction over the batch, so the clipped records are never materialised. Tests check the clip
 against ``preprocess_record`` example by example.
+
+Tests: tests/privacy/test_optimizers.py, tests/privacy/test_units.py.
 """
 
 from __future__ import annotations

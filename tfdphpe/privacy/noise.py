@@ -14,6 +14,8 @@ optimizer adds and the event the accountant reads come from the same object.
 
 Privacy note: whoever knows the key and the step can recompute the noise. The key must stay secret
 for the guarantee to hold; by default it is drawn from the operating system's entropy pool.
+
+Tests: tests/privacy/test_optimizers.py (the keyed draw, its std, its DpEvent).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A loss function here maps a batch (a dict, or any nest, of tensors with leading 
 per-example losses of shape [B]. ``tf.vectorized_map`` calls it on batches of size 1, so it must be
 batch-generic. Gradients are taken with respect to ``var_list`` only (the trainable variables);
 variables the loss does not touch get zeros.
+
+Tests: tests/privacy/test_optimizers.py, tests/privacy/test_units.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Library code takes these objects, never flags. Every field carries its default a
 (same name, same default, same help), so a flag cannot drift from its field. A Python user builds
 the objects directly. Each ``validate`` raises ``ValueError`` naming the field (by its flag name)
 at fault.
+
+Tests: tests/training/test_flags.py, tests/training/test_trainer.py.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Expected layouts (docs/data.md has the details):
 * ``posetrack``: ``annotations/{train,val}.json`` or ``annotations/{train,val}/*.json`` (one file
   per video, COCO layout with ``vid_id``, ``frame_id``, ``track_id``), image paths relative to
   the root (PoseTrack's ``images/...``).
+
+Tests: tests/training/test_trainer.py, tests/data/test_units.py.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ distributed step (DESIGN 3b, docs/training.md "Several GPUs and hosts"):
   worker takes from the chief), so the sum is noised once with std sigma * C, and the update is
   divided by the global expected batch size B;
 * the ledger counts global steps with the global q = B / N.
+
+Tests: tests/training/test_distributed_training.py, tests/privacy/test_distributed.py.
 """
 
 from __future__ import annotations

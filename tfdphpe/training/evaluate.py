@@ -1,4 +1,7 @@
-"""Evaluation of a saved model on a data set's validation split (ties models, data, metrics)."""
+"""Evaluation of a saved model on a data set's validation split (ties models, data, metrics).
+
+Tests: tests/export/test_tflite.py, tests/training/test_trainer.py.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ all-reduced, noised once); then, in the cross-replica context, the update is app
 finite. A condition around ``apply_gradients`` cannot run inside a replica (it synchronises), and
 a non-finite update can only come from public quantities (records with non-finite norms are left
 out of the private sum), so skipping it reveals nothing private; the ledger counts such steps.
+
+Tests: tests/training/test_trainer.py, tests/training/test_distributed_training.py.
 """
 
 from __future__ import annotations

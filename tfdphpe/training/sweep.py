@@ -13,6 +13,8 @@ Every combination of the axes is one run, named by its axis values, in ``<sweep_
 Runs of method ``none`` ignore the privacy axes (epsilon, clip norm) and appear once. A run is
 done when its ``metrics.json`` exists; any other run is (re)started with ``--resume`` so a
 partly finished sweep continues where it stopped.
+
+Tests: tests/training/test_sweep.py.
 """
 
 from __future__ import annotations

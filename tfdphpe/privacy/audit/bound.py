@@ -11,6 +11,8 @@ We require 2 m delta < 1: then the right-hand side increases with epsilon, so th
 epsilons is an interval [0, bound) and the bound is one root. Several guess counts are each tested
 at beta / (number of counts) (Bonferroni); they are fixed before the run, never chosen from the
 scores.
+
+Tests: tests/privacy/test_audit.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The one-run audit's canary harness: a real training run with canaries, scored (see the package
 docstring for what white-box and black-box canaries are and what each audit tests).
+
+Tests: tests/privacy/test_audit.py, tests/training/test_audit.py.
 """
 
 from __future__ import annotations

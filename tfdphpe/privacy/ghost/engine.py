@@ -5,6 +5,8 @@ of the summed loss with respect to the recorded outputs (G = dL/dZ; row i of G b
 i alone once no layer mixes examples), asks each layer's rule for its per-record squared norms,
 clips, and asks again for the layer's share of the clipped sum (book-keeping: no second backward
 pass). See the package docstring for the method.
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ pass over the map (G * A, the largest elementwise work of the step on conv stage
 of G alone plus work on kernel-sized tensors. Nothing is divided by gamma (TinyViT starts some
 at 0). Exact only if nothing but the BatchNorm reads z: ``conv_norm_pairs`` checks that on the
 traced graph before the backward pass adds readers; eagerly nothing is paired.
+
+Tests: tests/privacy/test_ghost.py.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ once, so the model computes exactly what it did.
 MirroredStrategy traces each replica's step in its own thread, all calling the same layer
 objects: a layer's ``call`` is wrapped once (reference-counted across threads), and each call is
 logged to the recording of the thread that makes it.
+
+Tests: tests/privacy/test_ghost.py.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ Three kinds of rules, by what they hand the engine (see ``works.py``):
 * ``MatmulRule.tokens(layer, call, g)``: the kernel's gradient is A^T G over tokens, so its norm
   can come from the ghost identity without forming it; other weights (the bias) by ``rows``;
 * ``Rule.work(...)``: any other computation (the sparse embedding rule).
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ A work object holds what one layer needs between the two halves of the computati
 
 ``FormedWork`` keeps formed per-record gradients; ``MatmulWork`` keeps a matmul layer's token
 matrices and picks the ghost norm or the formed one by cost.
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_units.py.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ variant reduces to a 2-D or 3-D filter gradient:
 A 1x1 Conv2D with stride 1 is a Dense layer on pixels (the matmul route, ghost norms possible).
 channels_first layers and Conv2DTranspose with output_padding have no rule here: the fallback
 forms their gradients.
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A layer may define ``per_example_gradients(inputs, output_gradient)`` returning 
 gradients of its own trainable weights (tfdphpe's attention-bias table does). With
 ``per_example_gradients_linear = True`` (linear in the output gradient, the inputs unread) it is
 called once per record on the sum of that record's rows.
+
+Tests: tests/privacy/test_ghost.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A Dense layer on [B', ..., din] treats every position as a token (attention's qkv and MLP layers
 on [windows, tokens, dim]); a fused activation is applied outside the recorded call, so G is the
 gradient before it.
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

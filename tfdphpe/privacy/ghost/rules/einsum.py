@@ -8,6 +8,8 @@ and the kernel's output letters as dout: the matmul route, with ghost norms (Mul
 kernel gradient is the einsum of its input and output gradient onto the kernel's letters, which
 is exact for any equation. The bias (over some output axes) sums the output gradient over the
 axes it broadcasts along.
+
+Tests: tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

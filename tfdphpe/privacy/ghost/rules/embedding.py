@@ -5,6 +5,8 @@ sum over the distinct ids v of record i of ||sum_{t: id_t = v} G_t||^2: group th
 pairs, segment-sum G over each group, square and add by record. Cost O(tokens x dim), like the
 layer's own backward pass. The clipped sum scatters s_i G_t to row id_t. Only the per-record
 gradients a public subspace needs (``per_example``) form [n, vocab, dim].
+
+Tests: tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ deterministic. Refused, naming the layer, where that fails: a call that creates 
 (Dropout inside the layer in training: a second call draws other masks), a BatchNorm-like layer
 in batch-statistics mode (mixes examples, and must never learn from private data), and a layer
 called inside a loop (an RNN cell: its recorded tensors live in the loop's graph).
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ xhat is recomputed from the recorded input: per example for LayerNormalization (
 GroupNormalization; with the moving statistics for a BatchNormalization whose statistics are
 frozen (then xhat_i depends on A_i alone). A BatchNormalization in batch-statistics mode mixes
 examples and must never learn from private data: it is refused, not formed by the fallback.
+
+Tests: tests/privacy/test_ghost.py, tests/privacy/test_ghost_zoo.py.
 """
 
 from __future__ import annotations
