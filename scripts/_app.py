@@ -36,21 +36,56 @@ def run(main, **kwargs) -> None:
         raise
 
 
-# Lines TensorFlow's Python side logs that say nothing a user can act on: the vectorizer's
+# What TensorFlow and its libraries print that says nothing a user can act on: C++ start-up
+# lines (oneDNN, CUDA probes on a machine without CUDA, CPU feature notes), the vectorizer's
 # per-convolution loop notice (known and measured, docs/benchmarks.md), the checkpoint writer's
-# sharding-callback notes, and AutoGraph's "could not transform" hints for our own lambdas.
-_NOISE = ("uses a while_loop", "sharding callback", "ShardingCallback", "AutoGraph could not",
-          "Skipping full serialization of Keras layer")
+# sharding-callback notes, dp_accounting's "excluding this RDP order" notes at large q.
+_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub", "cuda_platform",
+          "cuda drivers", "cpu_feature_guard", "rebuild TensorFlow with the appropriate",
+          "Unable to register cu", "TF-TRT", "uses a while_loop", "sharding callback",
+          "AutoGraph could not", "failed to converge after", "Skipping full serialization")
 
 
-def quiet_tensorflow() -> None:
-    """Keeps TensorFlow's start-up and bookkeeping chatter out of a script's progress output.
+def _noise(text: str) -> bool:
+    low = text.lower()
+    return any(n.lower() in low for n in _NOISE)
 
-    The C++ side is silenced by TF_CPP_MIN_LOG_LEVEL=2 (each script sets it before importing
-    TensorFlow); warnings that matter (ours, and TensorFlow's real ones) still show.
+
+def quiet_start() -> None:
+    """Imports TensorFlow with its start-up chatter kept out of the script's output.
+
+    Call before anything imports TensorFlow. The C++ side prints before any setting can stop
+    it, so stderr (file descriptor 2) goes to a temporary file during the import and the first
+    device probe; afterwards every line that is not known chatter is printed again.
     """
+    import os
+    import tempfile
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tfdphpe  # noqa: F401  (compat first)
+            import tensorflow as tf
+            tf.config.list_physical_devices("GPU")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if not _noise(line):
+                    print(line, file=sys.stderr)
+    quiet_logs()
+
+
+def quiet_logs() -> None:
+    """Filters the known chatter from Python-side logs (TensorFlow's, absl's)."""
     import logging
-    logger = logging.getLogger("tensorflow")
-    logger.addFilter(lambda record: not any(n in record.getMessage() for n in _NOISE))
-    absl_logger = logging.getLogger("absl")
-    absl_logger.addFilter(lambda record: not any(n in record.getMessage() for n in _NOISE))
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).addFilter(lambda record: not _noise(record.getMessage()))
+
+
+def data_logs_at_warning() -> None:
+    """Readers' per-file summaries only when something was skipped (they log a warning then)."""
+    import logging
+    logging.getLogger("tfdphpe.data").setLevel(logging.WARNING)

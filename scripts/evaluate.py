@@ -15,15 +15,14 @@ r"""Evaluates a trained model, or scores a predictions file from any tool.
 Scores on private data are not covered by the training run's DP guarantee.
 """
 
+import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
 
-import json
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
 
-from absl import app, flags
-
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+from absl import app, flags  # noqa: E402
 
 from tfdphpe.data.mpii import read_mpii_json
 from tfdphpe.evaluation.files import score_coco_file, score_mpii_file

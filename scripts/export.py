@@ -15,9 +15,12 @@ import glob
 import json
 import os
 
-from absl import app, flags
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
 
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
+
+from absl import app, flags  # noqa: E402
+
 
 from tfdphpe import export
 

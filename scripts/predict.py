@@ -15,9 +15,12 @@ the images it names. Outputs appear only when complete.
 import json
 import os
 
-from absl import app, flags
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
 
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
+
+from absl import app, flags  # noqa: E402
+
 
 from tfdphpe.inference import (ImageReader, PipelineConfig, VideoError, VideoReader,
                                camera_reader, run_images, run_video)

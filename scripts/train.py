@@ -10,14 +10,14 @@ Every flag is a field of tfdphpe.training.config (same name, default and help):
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
 
-from absl import app, flags
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
 
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+from absl import app, flags  # noqa: E402
 
-from tfdphpe.training import train
-from tfdphpe.training.flags import config_from_flags, define_config_flags
+from tfdphpe.training import train  # noqa: E402
+from tfdphpe.training.flags import config_from_flags, define_config_flags  # noqa: E402
 
 F = flags.FLAGS
 define_config_flags(F)
@@ -30,6 +30,7 @@ def main(argv):
         config = config_from_flags(F).validate()
     except ValueError as e:
         raise app.UsageError(str(e))
+    _app.data_logs_at_warning()
     os.makedirs(config.run.run_dir, exist_ok=True)
     F.append_flags_into_file(os.path.join(config.run.run_dir, "flags.txt"))
     metrics = train(config)
@@ -37,5 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _app.quiet_tensorflow()
     _app.run(main)

@@ -212,10 +212,11 @@ class PrivacyLedger:
                  f"noise multiplier {self.noise_multiplier:.6g}.", self._unit_line(),
                  self.report().statement()]
         if self.method in ("fdp", "fpdp"):
-            lines.append(f"The guarantee is Feature DP: it protects the private part of each "
-                         f"{self.privacy_unit}'s examples beyond their public view psi = "
-                         f"{self.psi}; psi(x) (including the labels it carries) is treated as "
-                         "public and is not protected.")
+            whose = ("each example beyond its public view" if self.privacy_unit == "example"
+                     else f"each {self.privacy_unit}'s examples beyond their public views")
+            lines.append(f"The guarantee is Feature DP: it protects the private part of {whose}, "
+                         f"psi = {self.psi}; psi(x) (including the labels it carries) is treated "
+                         "as public and is not protected.")
         if self.projection:
             lines.append(f"Public subspace: {self.projection}.")
         if not self.noise_key_secret:
