@@ -145,89 +145,110 @@ def read_coco_style(annotation_file: str, image_dir: str, *, joint_set: joints_l
         raise AnnotationError(f"{annotation_file}: category {category.get('name')!r} has {k} "
                               f"keypoints, joint set {joint_set.name!r} has {joint_set.num_joints}")
     validate_coco_keypoints(data, annotation_file, k)
-    coco = _quiet_coco(data)
-    summary = ReadSummary(source=f"{source}:{annotation_file}")
-    checker = ImageChecker(summary, check_images)
-    records: list[PoseRecord] = []
-
-    def image_info(img_id):
-        img = coco.imgs[img_id]
-        path = os.path.join(image_dir, img["file_name"])
-        size, bad = checker(path)
-        h = int(img.get("height") or size[0])
-        w = int(img.get("width") or size[1])
-        return path, (h, w), bad
-
+    reader = _Reader(annotation_file, image_dir, _quiet_coco(data), category, check_images,
+                     ReadSummary(source=f"{source}:{annotation_file}"))
     if boxes == "gt":
-        for img_id in sorted(coco.getImgIds()):
-            ann_ids = coco.getAnnIds(imgIds=img_id, catIds=[category["id"]], iscrowd=None)
-            if not ann_ids:
-                continue
-            path, (h, w), bad = image_info(img_id)
-            for ann in coco.loadAnns(ann_ids):
-                where = f"{annotation_file}: annotation id={ann['id']} (image {path})"
-                if bad:
-                    summary.skip(bad, where, warn=False)
-                    continue
-                if ann.get("iscrowd", 0):
-                    summary.skip("crowd", where, warn=False)
-                    continue
-                kp = np.asarray(ann.get("keypoints", [0] * 3 * k), np.float32).reshape(k, 3)
-                if not np.any(kp[:, 2] > 0):
-                    summary.skip("no_keypoints", where, warn=False)
-                    continue
-                box = clean_box(ann["bbox"], w, h)
-                if box is None or float(ann.get("area", 1.0)) <= 0:
-                    summary.skip("invalid_box", where, warn=False)
-                    continue
-                center, size = box_center_size(box)
-                head_box = np.zeros(4, np.float32)
-                if head_box_field and head_box_field in ann:
-                    head_box = _number_list(ann[head_box_field], 4, annotation_file, where,
-                                            head_box_field).astype(np.float32)
-                rec = PoseRecord(image_path=path, image_id=int(img_id), keypoints=kp[:, :2],
-                                 visible=(kp[:, 2] > 0).astype(np.float32), center=center,
-                                 box_size=size, head_box=head_box, image_size=(h, w),
-                                 annotation_id=int(ann["id"]), **_unit_info(
-                                     coco.imgs[img_id], ann, annotation_file))
-                rec = finish_record(rec, summary, where)
-                if rec is not None:
-                    records.append(rec)
+        records = reader.ground_truth(head_box_field)
     else:
         if detection_file is None:
             raise ValueError("boxes='detections' needs detection_file")
+        records = reader.detections(detection_file, score_threshold)
+    reader.summary.kept = len(records)
+    reader.summary.log()
+    return ReadResult(records=records, summary=reader.summary, joint_set=joint_set)
+
+
+class _Reader:
+    """One COCO-style file's person records, by ground-truth boxes or by detections."""
+
+    def __init__(self, annotation_file, image_dir, coco, category, check_images, summary):
+        self.path, self.image_dir, self.coco = annotation_file, image_dir, coco
+        self.category, self.k = category, len(category["keypoints"])
+        self.summary = summary
+        self.checker = ImageChecker(summary, check_images)
+
+    def image_info(self, img_id):
+        img = self.coco.imgs[img_id]
+        path = os.path.join(self.image_dir, img["file_name"])
+        size, bad = self.checker(path)
+        return path, (int(img.get("height") or size[0]), int(img.get("width") or size[1])), bad
+
+    def ground_truth(self, head_box_field) -> list[PoseRecord]:
+        records = []
+        for img_id in sorted(self.coco.getImgIds()):
+            ann_ids = self.coco.getAnnIds(imgIds=img_id, catIds=[self.category["id"]],
+                                          iscrowd=None)
+            if not ann_ids:
+                continue
+            path, size, bad = self.image_info(img_id)
+            for ann in self.coco.loadAnns(ann_ids):
+                rec = self._person(img_id, ann, path, size, bad, head_box_field)
+                if rec is not None:
+                    records.append(rec)
+        return records
+
+    def _person(self, img_id, ann, path, size, bad, head_box_field) -> PoseRecord | None:
+        where = f"{self.path}: annotation id={ann['id']} (image {path})"
+        if bad:
+            self.summary.skip(bad, where, warn=False)
+            return None
+        if ann.get("iscrowd", 0):
+            self.summary.skip("crowd", where, warn=False)
+            return None
+        kp = np.asarray(ann.get("keypoints", [0] * 3 * self.k), np.float32).reshape(self.k, 3)
+        if not np.any(kp[:, 2] > 0):
+            self.summary.skip("no_keypoints", where, warn=False)
+            return None
+        h, w = size
+        box = clean_box(ann["bbox"], w, h)
+        if box is None or float(ann.get("area", 1.0)) <= 0:
+            self.summary.skip("invalid_box", where, warn=False)
+            return None
+        center, box_size = box_center_size(box)
+        head_box = np.zeros(4, np.float32)
+        if head_box_field and head_box_field in ann:
+            head_box = _number_list(ann[head_box_field], 4, self.path, where,
+                                    head_box_field).astype(np.float32)
+        rec = PoseRecord(image_path=path, image_id=int(img_id), keypoints=kp[:, :2],
+                         visible=(kp[:, 2] > 0).astype(np.float32), center=center,
+                         box_size=box_size, head_box=head_box, image_size=size,
+                         annotation_id=int(ann["id"]),
+                         **_unit_info(self.coco.imgs[img_id], ann, self.path))
+        return finish_record(rec, self.summary, where)
+
+    def detections(self, detection_file, score_threshold) -> list[PoseRecord]:
         dets = load_json(detection_file)
         if not isinstance(dets, list):
             raise AnnotationError(f"{detection_file}: expected a list of detections")
+        records = []
         for i, det in enumerate(dets):
             where = f"{detection_file}: detection #{i}"
             if not isinstance(det, dict) or not {"image_id", "bbox", "score"} <= set(det):
                 raise AnnotationError(f"{where}: needs image_id, bbox and score")
             bbox = _number_list(det["bbox"], 4, detection_file, f"detection #{i}", "bbox")
-            if det.get("category_id", category["id"]) != category["id"]:
-                summary.skip("not_person", where, warn=False)
+            if det.get("category_id", self.category["id"]) != self.category["id"]:
+                self.summary.skip("not_person", where, warn=False)
                 continue
             if float(det["score"]) < score_threshold:
-                summary.skip("below_score_threshold", where, warn=False)
+                self.summary.skip("below_score_threshold", where, warn=False)
                 continue
-            if det["image_id"] not in coco.imgs:
+            if det["image_id"] not in self.coco.imgs:
                 raise AnnotationError(f"{where}: image_id {det['image_id']} is not in "
-                                      f"{annotation_file}")
-            path, (h, w), bad = image_info(det["image_id"])
+                                      f"{self.path}")
+            path, size, bad = self.image_info(det["image_id"])
             if bad:
-                summary.skip(bad, where, warn=False)
+                self.summary.skip(bad, where, warn=False)
                 continue
             if bbox[2] <= 0 or bbox[3] <= 0:
-                summary.skip("invalid_box", where, warn=False)
+                self.summary.skip("invalid_box", where, warn=False)
                 continue
-            center, size = box_center_size(bbox)
+            center, box_size = box_center_size(bbox)
             records.append(PoseRecord(
                 image_path=path, image_id=int(det["image_id"]),
-                keypoints=np.zeros((k, 2), np.float32), visible=np.zeros(k, np.float32),
-                center=center, box_size=size, image_size=(h, w), box_score=float(det["score"])))
-    summary.kept = len(records)
-    summary.log()
-    return ReadResult(records=records, summary=summary, joint_set=joint_set)
+                keypoints=np.zeros((self.k, 2), np.float32), visible=np.zeros(self.k, np.float32),
+                center=center, box_size=box_size, image_size=size,
+                box_score=float(det["score"])))
+        return records
 
 
 def read_coco(annotation_file: str, image_dir: str, *, boxes: str = "gt",
