@@ -336,11 +336,11 @@ def _mat_person(rect, where, name, i, p, image_dir, checker, summary) -> PoseRec
 def write_release_mat(path: str, images: Iterable[dict]) -> None:
     """Writes a small file in the official ``mpii_human_pose_v1_u12_1.mat`` layout.
 
-    For tests and the synthetic data set. ``images``: dicts with ``name``, ``train`` (bool),
-    optionally ``vididx`` (1-based video index) and ``frame_sec``, and
+    For tests and the synthetic data set. ``images``: dicts with ``name``, ``train`` (bool) and
     ``persons``: dicts with ``head_box`` (x1, y1, x2, y2), ``objpos`` (x, y), ``scale`` and
-    ``points`` (a list of (id, x, y, is_visible), or None for a person without annopoints).
-    All coordinates 1-based, as in the real file.
+    ``points`` (a list of (id, x, y, is_visible), or None for a person without annopoints);
+    optionally ``vididx`` (1-based video index) and ``frame_sec`` (left empty when absent, as
+    for still images). All coordinates 1-based, as in the real file.
     """
     from scipy.io import savemat
     images = list(images)
@@ -370,7 +370,7 @@ def write_release_mat(path: str, images: Iterable[dict]) -> None:
                 rects[0, p]["annopoints"] = np.array([(point,)], dtype=[("point", obj)])
         annolist[0, i]["annorect"] = rects if persons else np.zeros((0, 0))
         for key in ("frame_sec", "vididx"):    # optional: the frame's video (1-based)
-            annolist[0, i][key] = (np.array(float(im[key])) if im.get(key) is not None
+            annolist[0, i][key] = (np.array([[float(im[key])]]) if im.get(key) is not None
                                    else np.zeros((0, 0)))
     release = {"annolist": annolist,
                "img_train": np.array([[int(bool(im.get("train", True))) for im in images]]),
