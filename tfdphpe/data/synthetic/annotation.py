@@ -1,5 +1,8 @@
 """Annotations of a rendered figure: MPII joints and visibility, COCO keypoints (face points on
-the head sphere), person box, head box and silhouette box."""
+the head sphere), person box, head box and silhouette box.
+
+Tests: tests/data/synthetic/test_scene.py, tests/data/synthetic/test_writers.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Options of the synthetic generator and the split names its modules share."""
+"""Options of the synthetic generator and the split names its modules share.
+
+Tests: tests/data/synthetic/test_writers.py, tests/data/synthetic/test_video.py.
+"""
 
 from __future__ import annotations
 

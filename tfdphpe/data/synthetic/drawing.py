@@ -1,6 +1,8 @@
 """Painting: shaded capsule figures with identity-specific faces, cluttered backgrounds,
 occluders and sensor noise. Every function draws on PIL images (an RGB image and, where given,
 a label map of part ids used for visibility).
+
+Tests: tests/data/synthetic/test_scene.py.
 """
 
 from __future__ import annotations

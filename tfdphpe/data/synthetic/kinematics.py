@@ -3,6 +3,8 @@
 A 3-D kinematic skeleton of the 16 MPII joints with per-identity proportions; joint angles drawn
 within anatomical limits from pose families; orthographic projection with in-plane rotation,
 scale and position (``placement``).
+
+Tests: tests/data/synthetic/test_scene.py, tests/data/synthetic/test_video.py.
 """
 
 from __future__ import annotations
