@@ -6,7 +6,12 @@
     python scripts/audit_privacy.py --kind=black_box --methods=dpsgd --clipping=ghost \
         --epsilons=8 --num_real=500 --num_canaries=500 --batch_size=32 --steps=300
 
-See docs/privacy.md ("Empirical audit") for what the bound means.
+    # canaries that are whole units of 10 examples, protected as units or as examples:
+    python scripts/audit_privacy.py --methods=dpsgd --clipping=vectorized --epsilons=1 \
+        --canary_size=10 --unit_level=true --num_real=64 --num_canaries=256 --batch_size=128 \
+        --steps=40
+
+See docs/privacy.md ("Empirical audit", and section 4a for units) for what the bound means.
 """
 
 import dataclasses
@@ -37,6 +42,10 @@ flags.DEFINE_integer("refresh_every", 10, "pdpsgd/fpdp: steps between refreshes 
 flags.DEFINE_float("canary_scale", 100.0, "White-box: canary gradient norm in units of C.")
 flags.DEFINE_float("beta", 0.05, "Significance: the bound holds with confidence 1 - beta.")
 flags.DEFINE_integer("seed", 0, "Seed of coins, sampling, noise and model initialisation.")
+flags.DEFINE_integer("canary_size", 1, "Examples per canary: a canary is a whole unit (a person "
+                     "in several frames) whose examples carry its signal together.")
+flags.DEFINE_bool("unit_level", False, "Protect units (canaries as units of --canary_size): "
+                  "units are sampled and clipped as one record; false: example-level DP.")
 flags.DEFINE_string("variant", "5m", "Black-box: TinyViT variant.")
 flags.DEFINE_list("input_size", ["128", "96"], "Black-box: model input height,width.")
 flags.DEFINE_string("strategy", "finetune", "Black-box: which weights train (finetune/full).")
@@ -60,7 +69,8 @@ def main(argv):
                     steps=FLAGS.steps, l2_norm_clip=FLAGS.l2_norm_clip,
                     learning_rate=FLAGS.learning_rate, projection_dim=FLAGS.projection_dim,
                     refresh_every=FLAGS.refresh_every, canary_scale=FLAGS.canary_scale,
-                    beta=FLAGS.beta, seed=FLAGS.seed)
+                    beta=FLAGS.beta, seed=FLAGS.seed, canary_size=FLAGS.canary_size,
+                    unit_level=FLAGS.unit_level)
                 t0 = time.time()
                 if FLAGS.kind == "white_box":
                     task = tasks.toy_task(FLAGS.num_real, FLAGS.num_public, FLAGS.seed)

@@ -73,7 +73,7 @@ class PrivacyLedger:
         self.sampling = Sampling(self.sampling).value
         _check_common(self.num_examples, self.batch_size, self.delta, self.sampling,
                       self.accountant)
-        if self.method in ("fdp", "fpdp") and not self.psi:
+        if Method(self.method).feature_dp and not self.psi:
             raise ValueError("Feature DP needs psi: a description of the public view psi(x)")
         if self.method != "none" and self.noise_multiplier < 0:
             raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
@@ -211,7 +211,7 @@ class PrivacyLedger:
         lines = [f"{_HEADS[self.method]}: clip norm C = {self.l2_norm_clip:g}, "
                  f"noise multiplier {self.noise_multiplier:.6g}.", self._unit_line(),
                  self.report().statement()]
-        if self.method in ("fdp", "fpdp"):
+        if Method(self.method).feature_dp:
             whose = ("each example beyond its public view" if self.privacy_unit == "example"
                      else f"each {self.privacy_unit}'s examples beyond their public views")
             lines.append(f"The guarantee is Feature DP: it protects the private part of {whose}, "

@@ -133,7 +133,7 @@ def run_audit(kind: str, config: audit.AuditConfig, task: Task, log=print) -> au
 
 
 COLUMNS = ("kind", "method", "clipping", "claimed_eps", "delta", "m", "r", "correct", "bound",
-           "released_bound", "seconds")
+           "released_bound", "seconds", "unit", "canary_size")
 
 
 def table(results: list[audit.AuditResult]) -> str:

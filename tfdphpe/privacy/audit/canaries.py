@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdphpe.privacy import accounting, optimizers
+from tfdphpe.privacy.method import Method
 from tfdphpe.privacy.audit.bound import (DEFAULT_GUESS_FRACTIONS, Guesses, bound_from_scores,
                                          draw_coins, guess_counts)
 from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, UnitIndex, derived_key,
@@ -72,7 +73,7 @@ class AuditConfig:
     unit_level: bool = False
 
     def __post_init__(self):
-        if self.method not in ("dpsgd", "pdpsgd", "fdp", "fpdp"):
+        if self.method not in Method.names() or not Method(self.method).private:
             raise ValueError(f"method must be dpsgd, pdpsgd, fdp or fpdp, got {self.method!r}")
         if self.num_canaries < 2:
             raise ValueError("num_canaries must be >= 2")
@@ -85,11 +86,11 @@ class AuditConfig:
 
     @property
     def projected(self) -> bool:
-        return self.method in ("pdpsgd", "fpdp")
+        return Method(self.method).projected
 
     @property
     def feature_dp(self) -> bool:
-        return self.method in ("fdp", "fpdp")
+        return Method(self.method).feature_dp
 
 
 @dataclasses.dataclass(frozen=True)
