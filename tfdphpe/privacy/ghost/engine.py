@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfdphpe.privacy.ghost import fusion
 from tfdphpe.privacy.ghost.recording import graph_ops, public_view_calls, record_calls
 from tfdphpe.privacy.ghost.registry import UnsupportedLayerError, float32, rule_for
+from tfdphpe.privacy.ghost.works import zero_rows
 from tfdphpe.privacy.mechanisms import clip_scales, keep_mask, record_losses
 from tfdphpe.privacy.per_example import LossFn, Variables
 
@@ -97,7 +98,8 @@ def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost,
                     losses = losses - public_loss_fn(batch)
             losses, mask = record_losses(losses, batch_mask, examples_per_unit)
             total = tf.reduce_sum(losses)
-    n = tf.shape(losses)[0]
+    # Static when the batch is (the usual case): reshapes then need no shape ops.
+    n = losses.shape[0] if losses.shape[0] is not None else tf.shape(losses)[0]
     recorded = [(layer, own, calls[id(layer)]) for layer, own in owners]
     _check_graphs(recorded)
     layer_rules = [rules[id(layer)] for layer, _, _ in recorded]
@@ -146,20 +148,31 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
     var_list = list(var_list)
     works, n, mask = _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost,
                              examples_per_unit)
-    sq = tf.zeros([n], tf.float32)
-    for work in works:
-        sq = sq + tf.cast(work.squared_norms(), tf.float32)
+    sq = tf.add_n([tf.cast(work.squared_norms(), tf.float32) for work in works]) if works \
+        else tf.zeros([n], tf.float32)
     norms = tf.sqrt(tf.maximum(sq, 0.0))
     # Padding and records whose norm is not finite are left out (mechanisms.clip_scales).
     keep, poisoned = keep_mask(norms, mask)
     scale = tf.where(keep, clip_scales(norms, l2_norm_clip), tf.zeros_like(norms))
-    for work in works:
-        work.guard(keep, poisoned)
+    _guard(works, keep, poisoned)
     result = [tf.zeros_like(v) for v in var_list]
     for work in works:
         for i, s in work.clipped_sums(scale):
             result[i] = tf.cast(s, var_list[i].dtype)
     return (result, norms) if return_norms else result
+
+
+def _guard(works, keep: tf.Tensor, poisoned: tf.Tensor) -> None:
+    """0 * NaN is NaN: when a left-out record is not finite, zero every left-out row the sums
+    read (one condition for the whole model)."""
+    tensors = [t for work in works for t in work.guarded()]
+    if not tensors:
+        return
+    kept = tf.cond(poisoned, lambda: zero_rows(tensors, keep), lambda: list(tensors))
+    for work in works:
+        count = len(work.guarded())
+        work.set_guarded(kept[:count])
+        kept = kept[count:]
 
 
 @tf.autograph.experimental.do_not_convert

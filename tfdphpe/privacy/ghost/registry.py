@@ -33,15 +33,23 @@ class UnsupportedLayerError(ValueError):
 
 
 # --------------------------------------------------------------------------- shared helpers
-def fold(rows: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+def fold(rows: tf.Tensor, n) -> tf.Tensor:
     """[B', ...] per-row values -> [n, ...] per-record sums (B' = n * r, record-major)."""
+    static = rows.shape.as_list() if rows.shape.rank is not None else None
+    if isinstance(n, int) and static and None not in static:
+        if static[0] == n:
+            return rows
+        return tf.reduce_sum(tf.reshape(rows, [n, static[0] // n] + static[1:]), axis=1)
     shape = tf.shape(rows)
     folded = tf.reshape(rows, tf.concat([[n, shape[0] // n], shape[1:]], 0))
     return tf.reduce_sum(folded, axis=1)
 
 
-def tokens(t: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+def tokens(t: tf.Tensor, n) -> tf.Tensor:
     """[B', ..., d] -> [n, T, d]: every position of every row of one record is a token."""
+    d = t.shape[-1]
+    if isinstance(n, int) and d is not None:
+        return tf.reshape(t, [n, -1, d])
     return tf.reshape(t, tf.stack([n, -1, tf.shape(t)[-1]]))
 
 
@@ -63,6 +71,14 @@ def per_row(fn, a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
         return tf.stack([fn(a[i:i + 1], g[i:i + 1]) for i in range(rows)])
     return tf.map_fn(lambda x: fn(x[0][None], x[1][None]), (a, g),
                      fn_output_signature=a.dtype, parallel_iterations=4)
+
+
+def leading(t: tf.Tensor, drop: int):
+    """The shape of ``t`` without its last ``drop`` axes: a list when static, else a tensor."""
+    lead = t.shape[:-drop]
+    if lead.is_fully_defined():
+        return lead.as_list()
+    return tf.unstack(tf.shape(t)[:-drop])
 
 
 def own_weights(layer) -> list:
@@ -127,8 +143,7 @@ class MatmulRule(RowsRule):
         raise NotImplementedError
 
     def to_kernel(self, layer, matrices: tf.Tensor) -> tf.Tensor:
-        lead = tf.shape(matrices)[:-2]
-        return tf.reshape(matrices, tf.concat([lead, self.kernel(layer).shape], 0))
+        return tf.reshape(matrices, leading(matrices, 2) + list(self.kernel(layer).shape))
 
     def rows(self, layer, call, g) -> dict:
         return {}

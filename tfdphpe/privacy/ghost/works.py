@@ -4,8 +4,9 @@ A work object holds what one layer needs between the two halves of the computati
 
 * ``squared_norms()`` -> [n]: each record's squared gradient norm over the layer's weights in
   var_list (a layer may own weights that stay fixed);
-* ``guard(keep, poisoned)``: zero the rows of left-out records (padding, non-finite norms) when
-  one of them is not finite (0 * NaN is NaN);
+* ``guarded()`` / ``set_guarded(tensors)``: the per-record tensors the sum reads, so the engine
+  can zero the rows of left-out records (padding, non-finite norms) when one of them is not
+  finite (0 * NaN is NaN), in one condition for the whole model;
 * ``clipped_sums(scale)`` -> [(var_list index, sum_i scale_i g_i)];
 * ``per_example()`` -> [(var_list index, [n, *shape])]: the formed per-record gradients.
 
@@ -34,9 +35,10 @@ def squares(t: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
 
 
-def _zeroed(t: tf.Tensor, keep: tf.Tensor, poisoned: tf.Tensor) -> tf.Tensor:
-    k = tf.reshape(keep, [-1] + [1] * (t.shape.rank - 1))
-    return tf.cond(poisoned, lambda: tf.where(k, t, tf.zeros_like(t)), lambda: t)
+def zero_rows(tensors: list, keep: tf.Tensor) -> list:
+    """Each [n, ...] tensor with the rows of records not kept set to 0."""
+    return [tf.where(tf.reshape(keep, [-1] + [1] * (t.shape.rank - 1)), t, tf.zeros_like(t))
+            for t in tensors]
 
 
 class Work:
@@ -55,8 +57,11 @@ class Work:
     def squared_norms(self) -> tf.Tensor:
         return tf.add_n(self._kept_norms())
 
-    def guard(self, keep: tf.Tensor, poisoned: tf.Tensor) -> None:
-        self.kept = {j: _zeroed(t, keep, poisoned) for j, t in self.kept.items()}
+    def guarded(self) -> list:
+        return [self.kept[j] for j in sorted(self.kept)]
+
+    def set_guarded(self, tensors: list) -> None:
+        self.kept = dict(zip(sorted(self.kept), tensors))
 
     def clipped_sums(self, scale: tf.Tensor) -> list[tuple[int, tf.Tensor]]:
         return [(i, tf.reshape(tf.tensordot(scale, self.kept[j], axes=1), self.weights[j].shape))
@@ -156,7 +161,10 @@ class MatmulWork(Work):
     def squared_norms(self) -> tf.Tensor:
         terms = self._kept_norms()
         if self.kernel_position in self.counted:
-            if self.ghost:
+            if self.ghost and self.a.shape[1] == 1:
+                # One token per record: ||a g^T||^2 = ||a||^2 ||g||^2.
+                terms.append(squares(self.a) * squares(self.g))
+            elif self.ghost:
                 aa = tf.matmul(self.a, self.a, transpose_b=True)
                 gg = tf.matmul(self.g, self.g, transpose_b=True)
                 # A sum of products: rounding can take a tiny true value below 0.
@@ -167,20 +175,25 @@ class MatmulWork(Work):
                 terms.append(squares(self.kept[self.kernel_position]))
         return tf.add_n(terms)
 
-    def guard(self, keep, poisoned) -> None:
-        super().guard(keep, poisoned)
-        if self.ghost or self.kernel_position not in self.kept:
-            self.a = _zeroed(self.a, keep, poisoned)
-            self.g = _zeroed(self.g, keep, poisoned)
+    def _reads_tokens(self) -> bool:
+        return self.kernel_position not in self.kept    # the sum is A^T (s * G)
+
+    def guarded(self) -> list:
+        return super().guarded() + ([self.a, self.g] if self._reads_tokens() else [])
+
+    def set_guarded(self, tensors: list) -> None:
+        if self._reads_tokens():
+            tensors, (self.a, self.g) = tensors[:-2], tensors[-2:]
+        super().set_guarded(tensors)
 
     def clipped_sums(self, scale):
         out = []
         for i, j in self.targets:
             if j == self.kernel_position and j not in self.kept:
-                n_t = tf.shape(self.a)[0] * tf.shape(self.a)[1]
                 sg = self.g * tf.reshape(scale, [-1, 1, 1])
-                m = tf.matmul(tf.reshape(self.a, tf.stack([n_t, -1])),
-                              tf.reshape(sg, tf.stack([n_t, -1])), transpose_a=True)
+                din, dout = self.a.shape[-1], self.g.shape[-1]
+                m = tf.matmul(tf.reshape(self.a, [-1, din]), tf.reshape(sg, [-1, dout]),
+                              transpose_a=True)
                 out.append((i, self.rule.to_kernel(self.layer, m)))
             else:
                 out.append((i, tf.reshape(tf.tensordot(scale, self.kept[j], axes=1),

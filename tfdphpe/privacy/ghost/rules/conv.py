@@ -135,9 +135,6 @@ class ConvRule(MatmulRule):
 
         return per_row(one, a, g)
 
-    def to_kernel(self, layer, matrices):
-        lead = tf.shape(matrices)[:-2]
-        return tf.reshape(matrices, tf.concat([lead, layer.kernel.shape], 0))
 
 
 def _depthwise_filter_gradient(layer, a, g):

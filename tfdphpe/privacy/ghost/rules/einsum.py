@@ -20,7 +20,7 @@ import string
 import tensorflow as tf
 
 from tfdphpe.privacy.ghost.registry import (MatmulRule, RowsRule, UnsupportedLayerError,
-                                            float32, own_weights, register_rule)
+                                            float32, leading, own_weights, register_rule)
 from tfdphpe.privacy.ghost.works import MatmulWork, formed_work
 
 
@@ -68,6 +68,21 @@ def parse(equation: str, input_rank: int) -> EinsumSpec:
     return EinsumSpec(inputs, kernel, outputs)
 
 
+def _reorder(t: tf.Tensor, letters: str, want: str) -> tf.Tensor:
+    """``t`` (axes named by ``letters``) with its axes in the order of ``want``."""
+    if letters == want:
+        return t
+    return tf.transpose(t, [letters.index(c) for c in want])
+
+
+def _flat(t: tf.Tensor, d: int) -> tf.Tensor:
+    """[B', token axes..., d axes...] -> [B', T, d]."""
+    rows = t.shape[0]
+    if rows is not None:
+        return tf.reshape(t, [rows, -1, d])
+    return tf.reshape(t, tf.stack([tf.shape(t)[0], -1, d]))
+
+
 def _bias_rows(layer, g):
     """Per-row bias gradients: g summed over the axes the bias broadcasts along."""
     bias = layer.bias
@@ -92,10 +107,10 @@ class _MatmulEinsum(MatmulRule):
 
     def tokens(self, layer, call, g):
         s = self.spec
-        a = tf.einsum(f"{s.inputs}->{s.batch}{s.tokens}{s.contracted}", float32(call.inputs))
-        g = tf.einsum(f"{s.outputs}->{s.batch}{s.tokens}{s.produced}", g)
-        flat = lambda t, d: tf.reshape(t, tf.stack([tf.shape(t)[0], -1, d]))  # noqa: E731
-        return flat(a, self._size(layer, s.contracted)), flat(g, self._size(layer, s.produced))
+        a = _reorder(float32(call.inputs), s.inputs, f"{s.batch}{s.tokens}{s.contracted}")
+        g = _reorder(g, s.outputs, f"{s.batch}{s.tokens}{s.produced}")
+        return (_flat(a, self._size(layer, s.contracted)),
+                _flat(g, self._size(layer, s.produced)))
 
     def _size(self, layer, letters: str) -> int:
         return int(tf.TensorShape([self._dim(layer, c) for c in letters]).num_elements() or 1)
@@ -107,7 +122,7 @@ class _MatmulEinsum(MatmulRule):
         s = self.spec
         lead = matrices.shape.rank - 2
         dims = [self._dim(layer, c) for c in s.contracted + s.produced]
-        shaped = tf.reshape(matrices, tf.concat([tf.shape(matrices)[:lead], dims], 0))
+        shaped = tf.reshape(matrices, leading(matrices, 2) + dims)
         order = s.contracted + s.produced
         return tf.transpose(shaped, list(range(lead)) + [lead + order.index(c) for c in s.kernel])
 

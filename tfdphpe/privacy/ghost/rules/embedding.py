@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfdphpe.privacy.ghost.registry import Rule, register_rule
-from tfdphpe.privacy.ghost.works import Work, _zeroed
+from tfdphpe.privacy.ghost.works import Work
 
 
 class EmbeddingWork(Work):
@@ -43,8 +43,11 @@ class EmbeddingWork(Work):
         return tf.math.unsorted_segment_sum(tf.reduce_sum(tf.square(sums), 1), group_record,
                                             self.n)
 
-    def guard(self, keep, poisoned) -> None:
-        self.g = _zeroed(self.g, keep, poisoned)
+    def guarded(self) -> list:
+        return [self.g]
+
+    def set_guarded(self, tensors: list) -> None:
+        (self.g,) = tensors
 
     def clipped_sums(self, scale):
         scaled = self.g * tf.reshape(scale, [-1, 1, 1])
