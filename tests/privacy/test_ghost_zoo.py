@@ -162,13 +162,15 @@ def test_zoo_ghost_equals_vectorized_and_one_at_a_time(name):
                                                             batch_mask=m))
     got = step(batch, mask)
     assert _rel(got, want) < 1e-5, _rel(got, want)
-    if name in ("cnn", "transformer", "subclassed"):
-        _projected_updates_agree(model, loss_fn, batch, mask, clip)
+    # pdpsgd: on the stock architectures, the head and the last blocks (a fine-tuning setting;
+    # their per-example gradients for the subspace would dominate the test's time otherwise).
+    big = name in ("MobileNetV2", "EfficientNetB0")
+    _projected_updates_agree(model, loss_fn, batch, mask, clip, var_list[-12:] if big else None)
 
 
-def _projected_updates_agree(model, loss_fn, batch, mask, clip):
+def _projected_updates_agree(model, loss_fn, batch, mask, clip, var_list=None):
     """pdpsgd: the subspace from ghost per-example gradients and the update agree too."""
-    var_list = model.trainable_variables
+    var_list = var_list or model.trainable_variables
     updates = []
     for clipping in ("vectorized", "ghost"):
         opt = privacy.make_optimizer("pdpsgd", clip, 0.0, 0.1, expected_batch_size=3,
