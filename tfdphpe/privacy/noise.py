@@ -1,8 +1,8 @@
 """The Gaussian sum query that clips per-example records and noises their sum.
 
 It is TF-Privacy's ``GaussianSumQuery`` with one addition: the noise can be drawn from a
-counter-based (stateless) generator keyed by ``(noise_key, step, variable index)``. That makes the
-noise
+counter-based (stateless) generator keyed by ``(noise_key, draw, chunk of variables)``. That
+makes the noise
 
 * identical on every replica of a ``tf.distribute`` strategy, so adding it on each replica to the
   all-reduced sum adds it exactly once to the global sum (DESIGN 3b);
@@ -76,18 +76,43 @@ class KeyedGaussianSumQuery(gaussian_query.GaussianSumQuery):
         if noise_seed is None:
             return super().get_noised_result(sample_state, global_state)
         flat = tf.nest.flatten(sample_state)
-        sizes = [tf.size(value) for value in flat]
-        # One draw for the whole model, split per tensor: the same distribution as one draw
-        # per tensor, in a handful of ops instead of a few per variable.
-        noise = tf.random.stateless_normal(tf.reshape(tf.add_n(sizes), [1]), seed=noise_seed,
-                                           stddev=global_state.stddev, dtype=tf.float32)
-        parts = tf.split(noise, tf.stack(sizes), num=len(flat))
-        noised = [value + tf.cast(tf.reshape(part, tf.shape(value)), value.dtype)
-                  for value, part in zip(flat, parts)]
+        noised = []
+        for index, chunk in enumerate(_noise_chunks(flat)):
+            # One draw per chunk of consecutive tensors, split per tensor: the same distribution
+            # as one draw per tensor, in a few ops for many small variables, and never more than
+            # about the largest variable's size alive at once beyond the sum itself.
+            values = [flat[i] for i in chunk]
+            sizes = [tf.size(value) for value in values]
+            seed = tf.random.experimental.stateless_fold_in(noise_seed, index)
+            # Each chunk's draw waits for the previous chunk's sum (inside tf.function the
+            # executor would otherwise run every draw at once, before any addition).
+            with tf.control_dependencies(noised[-1:]):
+                noise = tf.random.stateless_normal(tf.reshape(tf.add_n(sizes), [1]), seed=seed,
+                                                   stddev=global_state.stddev, dtype=tf.float32)
+            parts = tf.split(noise, tf.stack(sizes), num=len(values)) if len(values) > 1 \
+                else [noise]
+            noised += [value + tf.cast(tf.reshape(part, tf.shape(value)), value.dtype)
+                       for value, part in zip(values, parts)]
         result = tf.nest.pack_sequence_as(sample_state, noised)
         # Same event as the stock path (gaussian_query.GaussianSumQuery.get_noised_result).
         event = dp_accounting.GaussianDpEvent(global_state.stddev / global_state.l2_norm_clip)
         return result, global_state, event
+
+
+def _noise_chunks(flat: list) -> list[list[int]]:
+    """Consecutive tensor indices grouped so that a chunk holds at most as many elements as the
+    largest tensor (one chunk when a size is not static)."""
+    sizes = [value.shape.num_elements() for value in flat]
+    if any(size is None for size in sizes):
+        return [list(range(len(flat)))]
+    bound, chunks, total = max(sizes, default=0), [], 0
+    for i, size in enumerate(sizes):
+        if not chunks or total + size > bound:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(i)
+        total += size
+    return chunks
 
 
 def step_noise_seed(noise_key, counter: tf.Tensor) -> tf.Tensor:
