@@ -323,8 +323,9 @@ def write_release_mat(path: str, images: Iterable[dict]) -> None:
 
     For tests and the synthetic data set. ``images``: dicts with ``name``, ``train`` (bool) and
     ``persons``: dicts with ``head_box`` (x1, y1, x2, y2), ``objpos`` (x, y), ``scale`` and
-    ``points`` (a list of (id, x, y, is_visible), or None for a person without annopoints).
-    All coordinates 1-based, as in the real file.
+    ``points`` (a list of (id, x, y, is_visible), or None for a person without annopoints);
+    optionally ``vididx`` (1-based video index) and ``frame_sec`` (left empty when absent, as
+    for still images). All coordinates 1-based, as in the real file.
     """
     from scipy.io import savemat
     images = list(images)
@@ -353,8 +354,9 @@ def write_release_mat(path: str, images: Iterable[dict]) -> None:
                     point[0, q] = (int(jid), float(x), float(y), int(v))
                 rects[0, p]["annopoints"] = np.array([(point,)], dtype=[("point", obj)])
         annolist[0, i]["annorect"] = rects if persons else np.zeros((0, 0))
-        annolist[0, i]["frame_sec"] = np.zeros((0, 0))
-        annolist[0, i]["vididx"] = np.zeros((0, 0))
+        for key in ("frame_sec", "vididx"):
+            annolist[0, i][key] = (np.array([[float(im[key])]]) if key in im
+                                   else np.zeros((0, 0)))
     release = {"annolist": annolist,
                "img_train": np.array([[int(bool(im.get("train", True))) for im in images]]),
                "version": "12"}

@@ -18,12 +18,12 @@ _TIMINGS = ("render_seconds", "total_seconds")
 _MAT_HEADER = 116    # MAT-file text header: "MATLAB 5.0 MAT-file ... Created on: <date>"
 
 
-def _generate(out, workers, hash_seed, seed=5):
+def _generate(out, workers, hash_seed, seed=5, extra=()):
     """scripts/make_synthetic.py in a fresh process (its own hash seed and worker count)."""
     env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), PYTHONPATH=REPO)
     result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "make_synthetic.py"),
                              f"--out={out}", "--num_train=24", "--num_val=6", f"--seed={seed}",
-                             "--image_size=96,80", f"--num_workers={workers}"],
+                             "--image_size=96,80", f"--num_workers={workers}", *extra],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return _digests(out)

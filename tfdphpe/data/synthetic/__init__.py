@@ -27,8 +27,8 @@ Deterministic for a seed: image ``i`` of split ``s`` depends only on ``(seed, s,
 
 Modules, one job each: ``config`` (`SyntheticConfig`), ``kinematics`` (identities, poses, the 3-D
 skeleton and its placement in the image), ``drawing`` (figures, faces, backgrounds, occluders,
-noise), ``annotation`` (joints, visibility, boxes), ``scene`` (one still image) and ``writers``
-(the image and annotation files).
+noise), ``annotation`` (joints, visibility, boxes), ``scene`` (one still image), ``video`` (the
+video-like mode: people tracked over frames) and ``writers`` (the image and annotation files).
 """
 
 from tfdphpe.data.synthetic.annotation import JOINT_PARTS
@@ -37,8 +37,10 @@ from tfdphpe.data.synthetic.drawing import PARTS, HeadFrame, P, draw_figure
 from tfdphpe.data.synthetic.kinematics import (DOWN, HAIR, POSE_FAMILIES, SKIN, J,
                                                identity_params, sample_pose, skeleton_3d)
 from tfdphpe.data.synthetic.scene import render_example
+from tfdphpe.data.synthetic.video import render_frame
 from tfdphpe.data.synthetic.writers import write_synthetic_dataset
 
 __all__ = ["DOWN", "HAIR", "J", "JOINT_PARTS", "P", "PARTS", "POSE_FAMILIES", "SKIN",
            "SPLIT_NAMES", "HeadFrame", "SyntheticConfig", "draw_figure", "identity_params",
-           "render_example", "sample_pose", "skeleton_3d", "write_synthetic_dataset"]
+           "render_example", "render_frame", "sample_pose", "skeleton_3d",
+           "write_synthetic_dataset"]

@@ -32,7 +32,8 @@ def _covered(label, pt, parts) -> bool:
     return win.size > 0 and lut[win].mean() >= 0.3
 
 
-def annotate(label, j2, j3, head, ident, pose, back, cfg) -> dict:
+def annotate(label, j2, j3, head, ident, pose, back, cfg, part_offset: int = 0) -> dict:
+    """The figure's annotation; ``part_offset`` names its parts in ``label`` (see `draw_figure`)."""
     H, W = cfg.image_size
     inside = ((j2[:, 0] >= 0) & (j2[:, 0] <= W - 1) & (j2[:, 1] >= 0) & (j2[:, 1] <= H - 1))
     seen = np.zeros(16, bool)
@@ -42,7 +43,7 @@ def annotate(label, j2, j3, head, ident, pose, back, cfg) -> dict:
             pt = j2[j]
             if name == "head_top":  # on the outline: test just inside the head
                 pt = 0.85 * j2[j] + 0.15 * j2[J["upper_neck"]]
-            seen[j] = _covered(label, pt, [P[p] for p in parts])
+            seen[j] = _covered(label, pt, [P[p] + part_offset for p in parts])
     # COCO face points on the head sphere: nose, left/right eye, left/right ear.
     face_pts, normals_z = [], []
     for x, y in ((0.0, -0.12), (0.35, 0.12), (-0.35, 0.12), (0.98, 0.0), (-0.98, 0.0)):
@@ -61,7 +62,7 @@ def annotate(label, j2, j3, head, ident, pose, back, cfg) -> dict:
         if not in_img or nz < thresh:
             coco_v[k] = 0
         else:
-            coco_v[k] = 2 if _covered(label, pt, [P["head"]]) else 1
+            coco_v[k] = 2 if _covered(label, pt, [P["head"] + part_offset]) else 1
     coco[coco_v == 0] = 0.0
     # MPII person box: objpos near the body centre, scale = height / 200.
     lo, hi = j2.min(0), j2.max(0)
@@ -69,7 +70,7 @@ def annotate(label, j2, j3, head, ident, pose, back, cfg) -> dict:
     mpii_scale = extent / 200.0
     objpos = 0.5 * (lo + hi) - np.array([0.0, 15.0 * mpii_scale])
     head_box = np.concatenate([head.center2 - head.radius2, head.center2 + head.radius2])
-    fig = np.isin(label, list(P.values()))
+    fig = np.isin(label, [v + part_offset for v in P.values()])
     ys, xs = np.nonzero(fig)
     if len(xs):
         bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),

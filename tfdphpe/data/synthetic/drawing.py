@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from tfdphpe.data.synthetic.kinematics import J
 
@@ -341,3 +341,14 @@ def noise_patch(rng, height, width) -> np.ndarray:
             (height + 64, width + 64, 3), dtype=np.float32)
     oy, ox = rng.integers(0, 65, 2)
     return _NOISE[key][oy:oy + height, ox:ox + width]
+
+
+def camera_effects(img: Image.Image, gain: float, bias: float, blur: float, noise: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Lighting (a lookup table), camera blur (radius, 0 = none) and sensor noise (amplitude;
+    the noise window comes from ``rng``); returns uint8 pixels."""
+    img = img.point([min(255, max(0, int(v * gain + bias))) for v in range(256)] * 3)
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+    arr = np.asarray(img, np.float32) + noise * noise_patch(rng, img.height, img.width)
+    return np.clip(arr, 0, 255).astype(np.uint8)

@@ -80,10 +80,13 @@ def identity_params(seed: int, identity: int) -> dict:
 
 
 # --------------------------------------------------------------------------- poses
-def sample_pose(rng: np.random.Generator) -> dict:
-    """Joint angles (degrees) of one pose family; arm angles are relative to the torso."""
+def sample_pose(rng: np.random.Generator, family: str | None = None) -> dict:
+    """Joint angles (degrees) of one pose family (drawn at random unless given); arm angles are
+    relative to the torso."""
     u = rng.uniform
-    family = POSE_FAMILIES[rng.choice(len(POSE_FAMILIES), p=(0.22, 0.22, 0.16, 0.1, 0.16, 0.14))]
+    if family is None:
+        family = POSE_FAMILIES[rng.choice(len(POSE_FAMILIES),
+                                          p=(0.22, 0.22, 0.16, 0.1, 0.16, 0.14))]
     a = {"family": family, "bend": u(-5, 12), "side": u(-6, 6), "twist": u(-15, 15),
          "neck_bend": u(-15, 20), "head_yaw": u(-40, 40), "head_roll": u(-15, 15)}
     for side in ("r", "l"):
@@ -192,3 +195,12 @@ def placement(rng, j3, cfg: SyntheticConfig, height_frac, truncate):
         cut = rng.uniform(0.15, 0.45) * span[ax]
         shift[ax] = (-lo[ax] - cut) if rng.random() < 0.5 else (size - hi[ax] + cut)
     return scale, rot2, shift
+
+
+def interpolate_pose(a: dict, b: dict, t: float) -> dict:
+    """The pose a fraction ``t`` of the way from key pose ``a`` to ``b``, eased (zero speed at the
+    keys, so motion has no kinks); the family is the nearer key's."""
+    w = 0.5 - 0.5 * math.cos(math.pi * t)
+    out = {k: (1 - w) * v + w * b[k] for k, v in a.items() if k != "family"}
+    out["family"] = a["family"] if t < 0.5 else b["family"]
+    return out

@@ -4,11 +4,11 @@ effects; returns the pixels and the annotation of the main figure."""
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from tfdphpe.data.synthetic.annotation import annotate
 from tfdphpe.data.synthetic.config import SyntheticConfig
-from tfdphpe.data.synthetic.drawing import background, draw_figure, noise_patch, occluder
+from tfdphpe.data.synthetic.drawing import background, camera_effects, draw_figure, occluder
 from tfdphpe.data.synthetic.kinematics import (identity_params, placement, rot_y, sample_pose,
                                                skeleton_3d)
 
@@ -23,7 +23,7 @@ def render_example(seed: int, split: int, index: int,
     draws = (ImageDraw.Draw(img), ImageDraw.Draw(label))
     light = rng.normal(0, 1, 2)
     light /= np.linalg.norm(light) + 1e-9
-    identity = int(rng.integers(cfg.num_identities))
+    identity = cfg.first_identity + int(rng.integers(cfg.num_identities))
     ident = identity_params(seed, identity)
     pose = sample_pose(rng)
     back = rng.random() < cfg.back_view_prob
@@ -37,7 +37,8 @@ def render_example(seed: int, split: int, index: int,
 
     other = None
     if rng.random() < cfg.second_figure_prob:
-        o_ident = identity_params(seed, int(rng.integers(cfg.num_identities)))
+        o_identity = cfg.first_identity + int(rng.integers(cfg.num_identities))
+        o_ident = identity_params(seed, o_identity)
         o_pose = sample_pose(rng)
         o_j3, o_fwd = skeleton_3d(o_ident, o_pose)
         o_ry = rot_y(rng.uniform(-80, 80))
@@ -55,13 +56,9 @@ def render_example(seed: int, split: int, index: int,
             near = j2[int(rng.integers(16))]
             occluder(draws, rng, near, scale * rng.uniform(0.12, 0.35), 100 + k)
 
-    # Post-processing: lighting (a lookup table), camera blur, sensor noise.
     gain, bias = rng.uniform(0.7, 1.25), rng.uniform(-25, 25)
-    img = img.point([min(255, max(0, int(v * gain + bias))) for v in range(256)] * 3)
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
-    arr = np.asarray(img, np.float32) + rng.uniform(0.2, 1.0) * noise_patch(rng, H, W)
-    image = np.clip(arr, 0, 255).astype(np.uint8)
+    blur = rng.uniform(0.4, 1.2) if rng.random() < 0.3 else 0.0
+    image = camera_effects(img, gain, bias, blur, rng.uniform(0.2, 1.0), rng)
     ann = annotate(np.asarray(label), j2, j3, head, ident, pose, back, cfg)
     ann["jpeg_quality"] = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     return image, ann
