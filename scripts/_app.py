@@ -34,3 +34,23 @@ def run(main, **kwargs) -> None:
         if stop.code == 1 and asked_for_help(sys.argv):
             sys.exit(0)
         raise
+
+
+# Lines TensorFlow's Python side logs that say nothing a user can act on: the vectorizer's
+# per-convolution loop notice (known and measured, docs/benchmarks.md), the checkpoint writer's
+# sharding-callback notes, and AutoGraph's "could not transform" hints for our own lambdas.
+_NOISE = ("uses a while_loop", "sharding callback", "ShardingCallback", "AutoGraph could not",
+          "Skipping full serialization of Keras layer")
+
+
+def quiet_tensorflow() -> None:
+    """Keeps TensorFlow's start-up and bookkeeping chatter out of a script's progress output.
+
+    The C++ side is silenced by TF_CPP_MIN_LOG_LEVEL=2 (each script sets it before importing
+    TensorFlow); warnings that matter (ours, and TensorFlow's real ones) still show.
+    """
+    import logging
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(lambda record: not any(n in record.getMessage() for n in _NOISE))
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(lambda record: not any(n in record.getMessage() for n in _NOISE))

@@ -20,7 +20,7 @@ a second fresh subprocess per entry with TensorFlow's BFC allocator on the CPU
 the batch and that a GPU's memory must hold.
 
 --keras_fit adds 'method/clipping/fit': the same step through Keras, ``DPModel.fit``'s train
-function (tfdphpe.privacy.keras_fit: dp_gradients + apply_gradients inside Keras's train_step, the
+function (tfdphpe.privacy.dp_model: dp_gradients + apply_gradients inside Keras's train_step, the
 batch read from a tf.data iterator, the logged loss); --stock adds TF-Privacy's own dpsgd path,
 which is what ``model.compile(optimizer=...); model.fit`` runs without DPModel.
 """

@@ -17,7 +17,12 @@ _ARGPARSE = re.compile(r"""add_argument\(\s*["']--(\w+)["']""")
 
 def _defined_flags(path):
     source = open(path).read()
-    return set(_DEFINE.findall(source)) | set(_ARGPARSE.findall(source))
+    names = set(_DEFINE.findall(source)) | set(_ARGPARSE.findall(source))
+    if "define_config_flags(" in source:      # scripts/train.py: one flag per config field
+        from absl import flags
+        from tfdphpe.training.flags import define_config_flags
+        names |= set(define_config_flags(flags.FlagValues()))
+    return names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)

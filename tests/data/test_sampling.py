@@ -15,7 +15,7 @@ def test_poisson_inclusion_is_bernoulli_q_independently():
     q = b / n
     sel = np.zeros((steps, n), bool)
     for t in range(steps):
-        sel[t, S.poisson_step_indices(n, q, seed=3, step=t).numpy()] = True
+        sel[t, S.poisson_step_indices(n, q, key=(3, 0), step=t).numpy()] = True
     sizes = sel.sum(1)
     # Batch size ~ Binomial(N, q): mean B, variance N q (1 - q) (not a fixed B).
     assert abs(sizes.mean() - b) < 0.5
@@ -42,7 +42,8 @@ def test_empty_batches_are_emitted_not_dropped():
 
 
 def test_overflowing_step_is_split_into_chunks_not_truncated():
-    cfg = S.BatchConfig("poisson", batch_size=8, num_steps=20, seed=0, max_batch_size=5)
+    cfg = S.BatchConfig("poisson", batch_size=8, num_steps=20, sampling_key=(0, 1),
+                        max_batch_size=5)
     ds, info = S.index_batches(cfg, 16)
     batches = _steps(ds)
     assert info.max_batch_size == 5 and info.overflow_probability > 0.1
@@ -56,20 +57,20 @@ def test_overflowing_step_is_split_into_chunks_not_truncated():
         assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
         assert all(c["num_chunks"] == len(chunks) for c in chunks)
         got = np.concatenate([c["index"][c["mask"] > 0] for c in chunks])
-        np.testing.assert_array_equal(got, S.poisson_step_indices(16, 0.5, 0, t).numpy())
+        np.testing.assert_array_equal(got, S.poisson_step_indices(16, 0.5, (0, 1), t).numpy())
 
 
 def test_resume_reproduces_steps():
-    cfg = S.BatchConfig("poisson", batch_size=4, num_steps=12, seed=9)
+    cfg = S.BatchConfig("poisson", batch_size=4, num_steps=12, sampling_key=(9, 9))
     full = _steps(S.index_batches(cfg, 30)[0])
     resumed = _steps(S.index_batches(S.BatchConfig("poisson", batch_size=4, num_steps=12,
-                                                   seed=9, start_step=7), 30)[0])
+                                                   sampling_key=(9, 9), start_step=7), 30)[0])
     for a, b in zip(full[7:], resumed):
         np.testing.assert_array_equal(a["index"], b["index"])
-    shuffled = S.BatchConfig("shuffled", batch_size=4, num_epochs=3, seed=2)
+    shuffled = S.BatchConfig("shuffled", batch_size=4, num_epochs=3, sampling_key=(2, 2))
     full = _steps(S.index_batches(shuffled, 10)[0])
     resumed = _steps(S.index_batches(S.BatchConfig("shuffled", batch_size=4, num_epochs=3,
-                                                   seed=2, start_step=3), 10)[0])
+                                                   sampling_key=(2, 2), start_step=3), 10)[0])
     assert len(full) == 6 and len(resumed) == 3
     for a, b in zip(full[3:], resumed):
         np.testing.assert_array_equal(a["index"], b["index"])
@@ -107,11 +108,12 @@ def test_config_validation():
 def test_shards_are_disjoint_and_their_union_is_the_unsharded_poisson_sample():
     n, b, steps, shards = 37, 6, 40, 3
     whole = _steps(S.index_batches(S.BatchConfig("poisson", batch_size=b, num_steps=steps,
-                                                 seed=4), n)[0])
+                                                 sampling_key=(4, 4)), n)[0])
     parts = []
     for s in range(shards):
-        ds, info = S.index_batches(S.BatchConfig("poisson", batch_size=b, num_steps=steps, seed=4,
-                                                 num_shards=shards, shard_index=s), n)
+        ds, info = S.index_batches(S.BatchConfig("poisson", batch_size=b, num_steps=steps,
+                                                 sampling_key=(4, 4), num_shards=shards,
+                                                 shard_index=s), n)
         parts.append(_steps(ds))
         # Global q and steps; the width is sized for the shard's 13 examples, not all 37.
         assert info.sampling_rate == pytest.approx(b / n) and info.num_steps == steps
@@ -127,7 +129,7 @@ def test_shards_are_disjoint_and_their_union_is_the_unsharded_poisson_sample():
 
 
 def test_shuffled_shards_split_each_global_batch():
-    cfg = dict(batch_size=4, num_epochs=1, seed=2)
+    cfg = dict(batch_size=4, num_epochs=1, sampling_key=(2, 2))
     whole = _steps(S.index_batches(S.BatchConfig("shuffled", **cfg), 10)[0])
     halves = [_steps(S.index_batches(S.BatchConfig("shuffled", num_shards=2, shard_index=s,
                                                    **cfg), 10)[0]) for s in (0, 1)]

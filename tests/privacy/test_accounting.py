@@ -8,7 +8,8 @@ import pytest
 from tensorflow_privacy.privacy.analysis import compute_dp_sgd_privacy_lib as tfp_lib
 
 from tfdphpe.privacy import accounting
-from tfdphpe.privacy.accounting import BudgetExceededError, PrivacyLedger
+from tfdphpe.privacy.accounting import BudgetExceededError
+from tfdphpe.privacy.ledger import PrivacyLedger
 
 N, B, DELTA = 10_000, 50, 1e-5   # q = 0.005
 

@@ -25,9 +25,11 @@ def main(data_json, out):
         return TrainConfig(
             data=DataConfig("synthetic", dirs["private"], "synthetic", dirs["public"], TINY_INPUT),
             model=ModelConfig(variant=TRAIN_TINY, strategy="scratch"),
+            # Seeded coins: the three runs must draw the same batches to be compared.
             privacy=PrivacyConfig("dpsgd", l2_norm_clip=0.5, target_epsilon=None,
-                                  noise_multiplier=0.0, delta=1e-3, clipping="ghost"),
-            optim=OptimConfig("sgd", learning_rate=0.5, schedule="constant", momentum=0.0),
+                                  noise_multiplier=0.0, delta=1e-3, clipping="ghost",
+                                  reproducible_sampling=True),
+            optim=OptimConfig("sgd", learning_rate=0.5, lr_schedule="constant", momentum=0.0),
             run=RunConfig(os.path.join(out, name), epochs=0, max_steps=max_steps, batch_size=8,
                           checkpoint_every=2, eval_every=1000, flip_test=False, resume=resume,
                           log_every=1, distribution=distribution,

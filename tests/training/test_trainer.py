@@ -17,6 +17,7 @@ from tfdphpe.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from tfdphpe.privacy import PrivacyLedger
 from tfdphpe.training import (DataConfig, ModelConfig, OptimConfig, PrivacyConfig, RunConfig,
                               TrainConfig, Trainer, train)
+from tfdphpe.training.checkpointing import SAMPLING_KEY_FILE, load_sampling_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -141,6 +142,74 @@ def test_killed_run_resumes_with_its_budget(data_dirs, tmp_path):
     final = PrivacyLedger.load(str(run / "checkpoints" / "ledger-12.json"))
     fresh = PrivacyLedger.from_dict(dict(final.to_dict(), steps=12))
     assert final.steps == 12 and final.epsilon() == pytest.approx(fresh.epsilon())
+    # Issue 24.2: every published figure equals an uninterrupted run's (it used to say 0 steps,
+    # epsilon 0 after a resume, and the export copied that).
+    straight = tmp_path / "straight"
+    train(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, run_dir=str(straight))),
+          log=lambda s: None)
+    _assert_same_publication(run, straight)
+
+
+def _assert_same_publication(run, reference):
+    from tfdphpe.export import deployment_metadata, load_checkpoint
+    got, want = (json.loads((d / "privacy.json").read_text()) for d in (run, reference))
+    assert got["steps_taken"] == want["steps_taken"] > 0 and got["epsilon"] > 0
+    assert got == want
+    assert (run / "privacy.txt").read_text() == (reference / "privacy.txt").read_text()
+    got_m, want_m = (json.loads((d / "metrics.json").read_text()) for d in (run, reference))
+    for key in ("steps", "epsilon", "delta"):
+        assert got_m[key] == want_m[key], key
+    exported = []
+    for d in (run, reference):
+        source = load_checkpoint(str(d))
+        exported.append(deployment_metadata(source.privacy, source.joint_set, TINY_INPUT,
+                                            2.0)["privacy"])
+    assert exported[0] == exported[1] and exported[0]["steps_taken"] == 12
+
+
+def test_sampling_is_secret_and_nothing_published_recomputes_it(data_dirs, tmp_path):
+    """Issue 24.1: the Poisson coins came from --seed (public), so anyone could recompute every
+    batch. Two runs with the same flags must draw different batches, and nothing a run
+    publishes may hold its sampling key."""
+    runs = [tmp_path / "a", tmp_path / "b"]
+    keys, batches = [], []
+    for run in runs:
+        trainer = Trainer(_config(data_dirs, run, max_steps=2, flip_test=False),
+                          log=lambda s: None)
+        trainer.train()
+        keys.append(load_sampling_key(str(run / "checkpoints")))
+        data = trainer._private_data()                        # pylint: disable=protected-access
+        phase = trainer._private_phase(data, trainer._plan(len(data.train)), trainer.model,
+                                       None, None)            # pylint: disable=protected-access
+        shards = phase.make_data(0, keys[-1])
+        batches.append([b["record_index"].numpy()[b["mask"].numpy() > 0].tolist()
+                        for b, _ in zip(shards[0].dataset, range(6))])
+    assert keys[0] != keys[1] and batches[0] != batches[1]
+    key_file = runs[0] / "checkpoints" / SAMPLING_KEY_FILE
+    assert oct(key_file.stat().st_mode & 0o777) == oct(0o600)
+    words = [str(v) for v in keys[0]]
+    for name in ("config.json", "privacy.json", "privacy.txt", "metrics.json"):
+        text = (runs[0] / name).read_text()
+        assert not any(w in text for w in words), name
+    report = json.loads((runs[0] / "privacy.json").read_text())
+    assert report["sampling_key_secret"] and not report["sampling_revealed"]
+    assert "one person crop" in report["statement"] and "Privacy unit" in report["statement"]
+
+
+def test_reproducible_sampling_is_accounted_without_amplification(data_dirs, tmp_path):
+    cfg = _config(data_dirs, tmp_path / "seeded", max_steps=2, flip_test=False)
+    cfg.privacy.noise_multiplier, cfg.privacy.target_epsilon = 2.0, None
+    secret = _config(data_dirs, tmp_path / "secret", max_steps=2, flip_test=False)
+    secret.privacy.noise_multiplier, secret.privacy.target_epsilon = 2.0, None
+    cfg.privacy.reproducible_sampling = True
+    train(cfg, log=lambda s: None)
+    train(secret, log=lambda s: None)
+    seeded, hidden = (json.loads((tmp_path / d / "privacy.json").read_text())
+                      for d in ("seeded", "secret"))
+    assert seeded["sampling_revealed"] and not seeded["sampling_key_secret"]
+    assert seeded["epsilon"] > 2 * hidden["epsilon"]
+    assert "coins follow from a seed" in seeded["statement"]
+    assert not (tmp_path / "seeded" / "checkpoints" / SAMPLING_KEY_FILE).exists()
 
 
 def test_config_errors_name_the_flag(data_dirs, tmp_path):
@@ -165,3 +234,29 @@ def test_config_json_round_trip(data_dirs, tmp_path):
     cfg = _config(data_dirs, tmp_path / "rt")
     again = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert again == cfg
+
+
+def test_resume_continues_the_secret_sample(data_dirs, tmp_path):
+    """The sampling key survives a resume (from checkpoints/, never from a seed): two copies of
+    a 2-step run resumed to 4 steps draw the same batches (zero noise: equal weights)."""
+    import shutil
+
+    def config(run, steps, resume=False):
+        cfg = _config(data_dirs, run, max_steps=steps, flip_test=False, eval_every=1000,
+                      resume=resume)
+        cfg.privacy.noise_multiplier, cfg.privacy.target_epsilon = 0.0, None
+        return cfg
+
+    train(config(tmp_path / "a", 2), log=lambda s: None)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    key = load_sampling_key(str(tmp_path / "a" / "checkpoints"))
+    weights = []
+    for name in ("a", "b"):
+        trainer = Trainer(config(tmp_path / name, 4, resume=True), log=lambda s: None)
+        assert trainer.train()["steps"] == 4
+        assert load_sampling_key(str(tmp_path / name / "checkpoints")) == key
+        weights.append(trainer.model.get_weights())
+    assert all(np.array_equal(x, y) for x, y in zip(*weights))
+    fresh = Trainer(config(tmp_path / "c", 4), log=lambda s: None)
+    fresh.train()
+    assert any(not np.array_equal(x, y) for x, y in zip(weights[0], fresh.model.get_weights()))

@@ -2,36 +2,45 @@
 batches (only on request), sequential batches for evaluation.
 
 Each function here yields *index batches* (which records a step uses); `pipeline.build_dataset`
-turns them into image batches. Everything is stateless-random: the indices of step ``t`` depend
-only on ``(seed, t)``, so a resumed run sees exactly the batches it would have seen.
+turns them into image batches. The Poisson sampler itself is a privacy mechanism and lives in
+`tfdphpe.privacy.sampling` (coins from a secret key, units, chunks, shards); this module
+configures it for a data set and adds the non-private batchings.
 
-Poisson sampling (DESIGN 4): at every step each of the N examples joins the batch independently
-with probability ``q = B / N``; batch sizes vary (Binomial(N, q)) and may be 0. The draw is one
-uniform number per example per step (``u_i < q``), so steps are independent of each other and
-of the data. For static shapes the selected indices are padded to ``max_batch_size`` with a 0/1
-mask; if a step ever selects more than ``max_batch_size`` examples it is emitted as several
-chunks (``num_chunks > 1``) that the training step must add up before noising: nothing is
-dropped, so the sampling stays exactly Poisson.
+Poisson sampling (DESIGN 4): at every step each of the N privacy units joins the batch
+independently with probability ``q = B / N``; batch sizes vary (Binomial(N, q)) and may be 0.
+With one example per unit (the default) a unit is an example. The coins come from a **secret
+sampling key** (``BatchConfig.sampling_key``; a fresh one from the OS entropy pool when not
+given): anyone who could recompute the batches would void amplification by subsampling. Steps
+are independent of each other and of the data; the indices of step ``t`` depend only on
+``(key, t)``, so a run resumed with the same key sees exactly the batches it would have seen.
+``reproducible_sampling=True`` derives the key from ``seed`` instead, for experiments: the
+sampling is then not secret and must be accounted as revealed (``SamplingInfo.key_secret``).
 
-Sharding (several replicas or workers, ``num_shards > 1``): shard s owns the examples i with
-i mod num_shards = s and takes, at each step, those of its examples whose coin came up. The coins
-are the same ones an unsharded run draws (one uniform per example per step from (seed, step)), so
-the union of the shards' batches *is* the Poisson sample of the whole set, and even the same one
-as on one device. That it is Poisson sampling does not rest on sharing the coins: each example's
-inclusion is an independent Bernoulli(q) event whichever shard evaluates it, so any partition of
-the examples into disjoint shards, each sampled by its own independent coins with the global q,
-gives a batch that includes every example independently with probability q: the definition.
-The accountant's q = B / N and step count are the global ones; a shard's expected batch is about
-B / num_shards, and the optimizer divides the all-reduced sum by the global B. Shuffled batches
-are split into ``num_shards`` equal parts of one global batch (B must divide evenly).
+For static shapes the selected units are padded to ``max_batch_size`` units of ``k`` example
+slots each, with a 0/1 mask; if a step ever selects more units it is emitted as several chunks
+(``num_chunks > 1``) that the training step must add up before noising: nothing is dropped.
+
+Sharding (several replicas or workers, ``num_shards > 1``): shard s owns the units u with
+u mod num_shards = s and takes, at each step, those of its units whose coin came up (the same
+coins an unsharded run draws), so the union of the shards' batches is the Poisson sample of the
+whole set and a unit never spans two shards. Each unit's inclusion is an independent Bernoulli(q)
+event whichever shard evaluates it, which is the definition. The accountant's q = B / N and step
+count are the global ones; the optimizer divides the all-reduced sum by the global B. Shuffled
+batches are split into ``num_shards`` equal parts of one global batch (B must divide evenly).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Optional
 
 import tensorflow as tf
+
+from tfdphpe.privacy import sampling as dp_sampling
+from tfdphpe.privacy.sampling import (UnitIndex, poisson_max_batch_size,  # noqa: F401 (re-export)
+                                      poisson_step_indices, reproducible_sampling_key,
+                                      secret_sampling_key)
 
 POISSON = "poisson"
 POISSON_VARIABLE = "poisson_variable"
@@ -46,19 +55,26 @@ class BatchConfig:
     """How `build_dataset` groups examples.
 
     Attributes:
-      method: "poisson" (default; fixed-size padded batches of ``max_batch_size`` with a 0/1
-        ``mask``), "poisson_variable" (the same steps as variable-size batches: only the selected
-        examples, possibly none), "shuffled" (fixed-size batches from a fresh shuffle each epoch,
-        remainder dropped; only when asked for), "sequential" (in order, for evaluation), or
-        "unbatched" (single examples in order).
-      batch_size: expected batch size B (Poisson: q = B / N), or the batch size.
+      method: "poisson" (default; fixed-size padded batches of ``max_batch_size`` units with a
+        0/1 ``mask``), "poisson_variable" (the same steps as variable-size batches: only the
+        selected examples, possibly none), "shuffled" (fixed-size batches from a fresh shuffle
+        each epoch, remainder dropped; only when asked for), "sequential" (in order, for
+        evaluation), or "unbatched" (single examples in order).
+      batch_size: expected batch size B in units (Poisson: q = B / N), or the batch size.
       num_steps: number of steps (required for Poisson; optional cap otherwise).
       num_epochs: shuffled: epochs (None = repeat forever); sequential and unbatched: passes
         (default 1). Poisson ignores it: see `steps_for_epochs`.
-      seed: seed of the sampling and of the augmentation.
+      seed: seed of the augmentation (and of the sampling only with ``reproducible_sampling``).
+      sampling_key: the secret key of the Poisson and shuffle coins (two ints). None: a fresh key
+        from the OS entropy pool (then a second pipeline gets other batches; pass the key to
+        share it, e.g. across replicas or on resume). Never log it or write it to a config.
+      reproducible_sampling: derive the key from ``seed`` (batches repeat across runs and anyone
+        who knows the seed knows them: not secret; the ledger must account revealed sampling).
+      units: which examples form each privacy unit (``tfdphpe.privacy.sampling.UnitIndex``);
+        None: every example is its own unit. Poisson only.
       start_step: first step to produce (resume); steps before it are skipped exactly.
-      max_batch_size: Poisson chunk size; default: the smallest size a step exceeds with
-        probability < ``overflow_probability``.
+      max_batch_size: Poisson chunk size in units; default: the smallest number of units a step
+        exceeds with probability < ``overflow_probability``.
       overflow_probability: see ``max_batch_size``.
       pad_final_batch: sequential: pad the last batch to ``batch_size`` (mask 0) for static shapes.
       num_shards, shard_index: Poisson and shuffled only: this pipeline yields shard
@@ -71,6 +87,9 @@ class BatchConfig:
     num_steps: int | None = None
     num_epochs: int | None = None
     seed: int = 0
+    sampling_key: Optional[tuple[int, int]] = None
+    reproducible_sampling: bool = False
+    units: Optional[UnitIndex] = None
     start_step: int = 0
     max_batch_size: int | None = None
     overflow_probability: float = 1e-9
@@ -90,6 +109,13 @@ class BatchConfig:
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"shard_index must be in [0, num_shards), got {self.shard_index} of "
                              f"{self.num_shards}")
+        if self.sampling_key is not None:
+            if self.reproducible_sampling:
+                raise ValueError("give sampling_key or reproducible_sampling, not both")
+            dp_sampling.check_key(self.sampling_key)
+        if self.units is not None and self.method != POISSON:
+            raise ValueError(f"privacy units need padded Poisson batches (method 'poisson'), "
+                             f"not {self.method!r}")
         if self.num_shards > 1:
             if self.method not in (POISSON, POISSON_VARIABLE, SHUFFLED):
                 raise ValueError(f"{self.method!r} batches are not sharded (only Poisson and "
@@ -98,10 +124,25 @@ class BatchConfig:
                 raise ValueError(f"shuffled batches of {self.batch_size} cannot be split into "
                                  f"{self.num_shards} equal shards")
 
+    def key(self) -> tuple[tuple[int, int], bool]:
+        """(the sampling key, whether it is secret): given, from the seed, or freshly drawn."""
+        if self.reproducible_sampling:
+            return reproducible_sampling_key(self.seed), False
+        if self.sampling_key is not None:
+            return dp_sampling.check_key(self.sampling_key), True
+        return secret_sampling_key(), True
+
 
 @dataclasses.dataclass(frozen=True)
 class SamplingInfo:
-    """What the pipeline did, for the privacy ledger and statement."""
+    """What the pipeline did, for the privacy ledger and statement.
+
+    ``num_units``, ``batch_size`` (expected units per step) and ``sampling_rate`` (q = B / N_u)
+    count privacy units; ``num_examples`` counts records. ``key_secret`` is False when the coins
+    follow from a seed (``reproducible_sampling``): amplification by subsampling then does not
+    hold. ``max_batch_size`` is the padded width of a chunk in example slots
+    (``max_units * examples_per_unit``).
+    """
 
     method: str
     num_examples: int
@@ -111,20 +152,33 @@ class SamplingInfo:
     max_batch_size: int
     overflow_probability: float
     num_shards: int = 1
+    num_units: int | None = None
+    examples_per_unit: int = 1
+    key_secret: bool = True
 
     @property
     def is_poisson(self) -> bool:
         return self.method in (POISSON, POISSON_VARIABLE)
 
+    @property
+    def units(self) -> int:
+        return self.num_examples if self.num_units is None else self.num_units
+
     def describe(self) -> str:
-        shards = (f"; the examples are split into {self.num_shards} disjoint shards, one per "
+        shards = (f"; the units are split into {self.num_shards} disjoint shards, one per "
                   "replica, each sampling its own with the same q (their union is the Poisson "
                   "sample)" if self.num_shards > 1 else "")
+        what = "examples" if self.num_units is None else "units"
+        if self.num_units is not None:
+            shards = (f"; a sampled unit gives at most {self.examples_per_unit} of its examples "
+                      f"({self.num_examples} examples in all)" + shards)
+        coins = ("" if self.key_secret else "; the coins follow from a seed (reproducible, NOT "
+                 "secret: no amplification by subsampling)")
         if self.is_poisson:
-            return (f"Poisson sampling: each of the {self.num_examples} examples joins each step "
-                    f"independently with probability q = {self.batch_size}/{self.num_examples} = "
+            return (f"Poisson sampling: each of the {self.units} {what} joins each step "
+                    f"independently with probability q = {self.batch_size}/{self.units} = "
                     f"{self.sampling_rate:.6g} (batch sizes vary, empty batches possible); "
-                    f"{self.num_steps} steps{shards}")
+                    f"{self.num_steps} steps{shards}{coins}")
         if self.method == SHUFFLED:
             return (f"shuffled fixed-size batches of {self.batch_size} from {self.num_examples} "
                     f"examples (sampling without replacement, each example once per epoch): an "
@@ -136,70 +190,12 @@ class SamplingInfo:
         return dataclasses.asdict(self) | {"description": self.describe()}
 
 
-def poisson_max_batch_size(num_examples: int, sampling_rate: float,
-                           overflow_probability: float = 1e-9) -> int:
-    """Smallest m with P(Binomial(N, q) > m) < overflow_probability (at least 1)."""
-    from scipy.stats import binom
-    if not 0.0 < sampling_rate <= 1.0:
-        raise ValueError(f"sampling rate must be in (0, 1], got {sampling_rate}")
-    m = int(binom.isf(overflow_probability, num_examples, sampling_rate))
-    while m < num_examples and binom.sf(m, num_examples, sampling_rate) >= overflow_probability:
-        m += 1
-    return max(1, min(m, num_examples))
-
-
 def steps_for_epochs(num_examples: int, batch_size: int, epochs: float) -> int:
     """Poisson steps that make ``epochs`` expected passes: round(epochs * N / B)."""
     return max(1, int(round(epochs * num_examples / batch_size)))
 
 
-def _step_seed(seed: int, step) -> tf.Tensor:
-    step = tf.cast(step, tf.int64)
-    return tf.stack([tf.constant(seed, tf.int64), step])
-
-
-def poisson_step_indices(num_examples: int, sampling_rate: float, seed: int, step,
-                         num_shards: int = 1, shard_index: int = 0) -> tf.Tensor:
-    """Indices (int64, ascending) of the examples sampled at ``step``: each independently with
-    probability ``sampling_rate``. A pure function of (seed, step). With ``num_shards``, only
-    the sampled examples i with i mod num_shards = shard_index."""
-    u = tf.random.stateless_uniform([num_examples], seed=_step_seed(seed, step), dtype=tf.float32)
-    taken = u < sampling_rate if sampling_rate < 1.0 else tf.ones([num_examples], tf.bool)
-    if num_shards > 1:
-        owned = tf.range(num_examples, dtype=tf.int64) % num_shards == shard_index
-        taken = tf.logical_and(taken, owned)
-    return tf.reshape(tf.where(taken), [-1])
-
-
-def _chunks(indices: tf.Tensor, step, chunk_size: int) -> tf.data.Dataset:
-    """Pads ``indices`` to whole chunks (-1, mask 0) and yields one dict per chunk.
-
-    An empty step still yields one all-padding chunk, so every step is visible downstream."""
-    n = tf.shape(indices, out_type=tf.int64)[0]
-    num_chunks = tf.maximum(tf.constant(1, tf.int64), (n + chunk_size - 1) // chunk_size)
-    padded = tf.concat([indices, -tf.ones([num_chunks * chunk_size - n], tf.int64)], 0)
-    padded = tf.reshape(padded, [num_chunks, chunk_size])
-    return tf.data.Dataset.from_tensor_slices({
-        "index": padded,
-        "mask": tf.cast(padded >= 0, tf.float32),
-        "step": tf.fill([num_chunks], tf.cast(step, tf.int64)),
-        "chunk": tf.range(num_chunks, dtype=tf.int64),
-        "num_chunks": tf.fill([num_chunks], num_chunks),
-    })
-
-
-def poisson_index_batches(num_examples: int, batch_size: int, num_steps: int, seed: int,
-                          max_batch_size: int, start_step: int = 0, num_shards: int = 1,
-                          shard_index: int = 0) -> tf.data.Dataset:
-    """Index batches of Poisson sampling, ``max_batch_size`` wide, steps ``start_step..``."""
-    q = batch_size / num_examples
-    steps = tf.data.Dataset.range(start_step, num_steps)
-    return steps.flat_map(lambda t: _chunks(
-        poisson_step_indices(num_examples, q, seed, t, num_shards, shard_index), t,
-        max_batch_size))
-
-
-def shuffled_index_batches(num_examples: int, batch_size: int, seed: int,
+def shuffled_index_batches(num_examples: int, batch_size: int, key,
                            num_epochs: int | None, start_step: int = 0, num_shards: int = 1,
                            shard_index: int = 0) -> tf.data.Dataset:
     """Fixed-size batches from a stateless shuffle per epoch (remainder dropped); with
@@ -211,7 +207,8 @@ def shuffled_index_batches(num_examples: int, batch_size: int, seed: int,
 
     def epoch_batches(epoch):
         perm = tf.random.experimental.stateless_shuffle(
-            tf.range(num_examples, dtype=tf.int64), seed=_step_seed(seed, -1 - epoch))
+            tf.range(num_examples, dtype=tf.int64), seed=tf.random.experimental.stateless_fold_in(
+                tf.cast(key, tf.int64), -1 - epoch))
         perm = tf.reshape(perm[: per_epoch * batch_size], [per_epoch, batch_size])
         perm = perm[:, shard_index * part:(shard_index + 1) * part]
         steps = epoch * per_epoch + tf.range(per_epoch, dtype=tf.int64)
@@ -242,33 +239,47 @@ def index_batches(config: BatchConfig, num_examples: int) -> tuple[tf.data.Datas
     if num_examples <= 0:
         raise ValueError("no examples to sample from")
     m = config.method
-    q = min(1.0, config.batch_size / num_examples)
+    units = config.units
+    if units is not None and units.num_examples != num_examples:
+        raise ValueError(f"the unit index covers {units.num_examples} examples, the data set has "
+                         f"{num_examples}")
+    poisson = m in (POISSON, POISSON_VARIABLE)
+    if poisson and units is None:
+        units = UnitIndex.one_per_example(num_examples)
+    population = units.num_units if poisson else num_examples
+    q = min(1.0, config.batch_size / population)
     width = config.batch_size
     shards = config.num_shards
-    # A shard owns ceil(N / shards) examples at most: its padded width follows from that count.
-    owned = -(-num_examples // shards)
-    if m in (POISSON, POISSON_VARIABLE):
-        width = config.max_batch_size or poisson_max_batch_size(owned, q,
-                                                                 config.overflow_probability)
-        ds = poisson_index_batches(num_examples, config.batch_size, config.num_steps, config.seed,
-                                   width, config.start_step, shards, config.shard_index)
+    # A shard owns ceil(N / shards) units at most: its padded width follows from that count.
+    owned = -(-population // shards)
+    key, secret = config.key()
+    overflow = 0.0
+    if poisson:
+        max_units = config.max_batch_size or poisson_max_batch_size(owned, q,
+                                                                    config.overflow_probability)
+        ds = dp_sampling.poisson_index_batches(units, config.batch_size, config.num_steps, key,
+                                               max_units, config.start_step, shards,
+                                               config.shard_index)
+        width = max_units * units.examples_per_unit
+        if max_units < owned:
+            from scipy.stats import binom
+            overflow = float(binom.sf(max_units, owned, q))
     elif m == SHUFFLED:
         width = config.batch_size // shards
-        ds = shuffled_index_batches(num_examples, config.batch_size, config.seed,
-                                    config.num_epochs, config.start_step, shards,
-                                    config.shard_index)
+        ds = shuffled_index_batches(num_examples, config.batch_size, key, config.num_epochs,
+                                    config.start_step, shards, config.shard_index)
     else:
         ds = sequential_index_batches(num_examples, config.batch_size, config.pad_final_batch,
                                       config.num_epochs or 1)
         if config.start_step:
             ds = ds.skip(config.start_step)
-    if config.num_steps is not None and m not in (POISSON, POISSON_VARIABLE):
+    if config.num_steps is not None and not poisson:
         ds = ds.take(config.num_steps - config.start_step)
-    overflow = 0.0
-    if m in (POISSON, POISSON_VARIABLE) and width < owned:
-        from scipy.stats import binom
-        overflow = float(binom.sf(width, owned, q))
+    grouped = poisson and config.units is not None
     info = SamplingInfo(method=m, num_examples=num_examples, batch_size=config.batch_size,
                         sampling_rate=q, num_steps=config.num_steps, max_batch_size=width,
-                        overflow_probability=overflow, num_shards=shards)
+                        overflow_probability=overflow, num_shards=shards,
+                        num_units=units.num_units if grouped else None,
+                        examples_per_unit=units.examples_per_unit if grouped else 1,
+                        key_secret=secret if m in (POISSON, POISSON_VARIABLE, SHUFFLED) else True)
     return ds, info

@@ -15,45 +15,40 @@ container, which would freeze the LayerNorms that ``finetune`` keeps training.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
 
+from tfdphpe.keras_utils import is_batchnorm_like, leaf_layers
 from tfdphpe.models.layers import BatchNorm
 from tfdphpe.models.tinyvit import stage_of_layer
 
 STRATEGIES = ("finetune", "full", "scratch")
 
 
-def _leaf_layers(layer: tf.keras.layers.Layer) -> Iterator[tf.keras.layers.Layer]:
-    children = [s for s in layer._flatten_layers(include_self=False, recursive=False)]
-    if not children:
-        yield layer
-    for child in children:
-        yield from _leaf_layers(child)
-
-
 def freeze_batchnorm(model: tf.keras.Model, frozen: bool = True) -> int:
     """Pins every BatchNorm of ``model`` to inference mode; returns how many there are.
 
-    Retrace any ``tf.function`` built before the call. A stock Keras BatchNormalization (not
-    ours) cannot be pinned without also freezing its affine parameters, so it is refused.
+    Retrace any ``tf.function`` built before the call. A stock Keras BatchNormalization or
+    SyncBatchNormalization (not ours) cannot be pinned without also freezing its affine
+    parameters, so it is refused (as is any other layer that keeps moving statistics).
     """
     count = 0
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, BatchNorm):
             layer.frozen_stats = frozen
             count += 1
-        elif isinstance(layer, tf.keras.layers.BatchNormalization):
-            raise TypeError(f"{layer.name} is a stock Keras BatchNormalization; build models "
-                            "with tfdphpe.models so BatchNorm can be frozen safely")
+        elif is_batchnorm_like(layer):
+            raise TypeError(f"{layer.name} is a {type(layer).__name__} that keeps batch "
+                            "statistics; build models with tfdphpe.models so BatchNorm can be "
+                            "frozen safely (or set its trainable=False)")
     return count
 
 
 def batchnorm_is_frozen(model: tf.keras.Model) -> bool:
     """True when every BatchNorm in ``model`` is pinned to its stored statistics."""
-    return all(layer.frozen_stats for layer in _leaf_layers(model)
+    return all(layer.frozen_stats for layer in leaf_layers(model)
                if isinstance(layer, BatchNorm))
 
 
@@ -73,7 +68,7 @@ def apply_strategy(model: tf.keras.Model, strategy: str) -> list[str]:
             stage = stage_of_layer(top.name)
             if stage is None or stage == last_stage:
                 continue
-            for leaf in _leaf_layers(top):
+            for leaf in leaf_layers(top):
                 leaf.trainable = isinstance(leaf, tf.keras.layers.LayerNormalization)
     return [v.name for v in model.trainable_variables]
 

@@ -11,15 +11,17 @@ import importlib
 from tfdphpe.privacy import accounting
 from tfdphpe.privacy.accounting import (
     BudgetExceededError,
-    PrivacyLedger,
     PrivacyReport,
     calibrate_noise_multiplier,
     compute_epsilon,
+    group_privacy,
     privacy_report,
 )
+from tfdphpe.privacy.ledger import LedgerStore, PrivacyLedger, published_statement
+from tfdphpe.privacy.method import Method, Sampling
 
 _LAZY = {
-    "DPAdamOptimizer": "optimizers", "DPSGDOptimizer": "optimizers", "Method": "optimizers",
+    "DPAdamOptimizer": "optimizers", "DPSGDOptimizer": "optimizers",
     "make_dp_optimizer_class": "optimizers", "make_optimizer": "optimizers",
     "KeyedGaussianSumQuery": "noise",
     "batch_gradient": "per_example", "global_norms": "per_example",
@@ -29,11 +31,12 @@ _LAZY = {
     "public_gradients": "subspace",
     "AuditConfig": "audit", "AuditResult": "audit", "BlackBoxAudit": "audit",
     "WhiteBoxAudit": "audit", "epsilon_lower_bound": "audit",
-    "DPModel": "keras_fit", "PrivacyLedgerCallback": "keras_fit",
+    "DPModel": "dp_model", "PrivacyLedgerCallback": "ledger_callback",
 }
 
-__all__ = ["BudgetExceededError", "PrivacyLedger", "PrivacyReport", "accounting",
-           "calibrate_noise_multiplier", "compute_epsilon", "privacy_report", *sorted(_LAZY)]
+__all__ = ["BudgetExceededError", "LedgerStore", "Method", "PrivacyLedger", "PrivacyReport",
+           "Sampling", "accounting", "calibrate_noise_multiplier", "compute_epsilon",
+           "group_privacy", "privacy_report", "published_statement", *sorted(_LAZY)]
 
 
 def __getattr__(name):

@@ -1,8 +1,9 @@
-"""Privacy accounting over dp_accounting, and the ledger saved with every checkpoint (DESIGN 2.5).
+"""Privacy accounting over dp_accounting (DESIGN 2.5); the ledger is in ``ledger.py``.
 
 One step of every DP method is the subsampled Gaussian mechanism: the clipped sum has
-L2 sensitivity C under add-or-remove-one adjacency (one example per microbatch) and gets
-N(0, sigma^2 C^2) noise; projection and the public term are post-processing / public.
+L2 sensitivity C under add-or-remove-one-unit adjacency (one record per privacy unit: an example,
+or all of a person's or video's examples averaged into one record) and gets N(0, sigma^2 C^2)
+noise; projection and the public term are post-processing / public. N and B below count units.
 
 Sampling:
 
@@ -14,8 +15,9 @@ Sampling:
   figure and the figure with each example used once per epoch (ceil(epochs) compositions of the
   Gaussian mechanism without amplification), and we *claim the latter*.
 
-Revealed sampling (``sampling_revealed=True``): when the released update can reveal which examples
+Revealed sampling (``sampling_revealed=True``): when the released update can reveal which units
 a step sampled (Feature DP whose unclipped public term is summed over the private batch itself),
+or the sampling coins can be recomputed (they follow from a seed rather than a secret key),
 amplification by subsampling no longer holds in the exponent. Each step is then the Gaussian
 mechanism applied with probability q *with the coin visible*, whose Renyi divergence of order a is
 exactly log(1 - q + q * exp(a (a - 1) / (2 sigma^2))) / (a - 1); we compose that (RDP only).
@@ -34,7 +36,6 @@ from dp_accounting.rdp import rdp_privacy_accountant
 
 SAMPLINGS = ("poisson", "shuffle")
 ACCOUNTANTS = ("rdp", "pld")
-METHODS = ("none", "dpsgd", "pdpsgd", "fdp", "fpdp")
 
 
 class BudgetExceededError(RuntimeError):
@@ -155,25 +156,28 @@ class PrivacyReport:
     sampling_probability: float
     sampling: str
     accountant: str
-    num_examples: int
-    batch_size: int
+    num_examples: int               # N: the number of privacy units
+    batch_size: int                 # B: expected units per step
     sampling_revealed: bool = False
+    unit: str = "example"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def statement(self) -> str:
-        lines = [f"DP-SGD over {self.num_examples} examples, expected batch {self.batch_size} "
-                 f"(q = {self.sampling_probability:.6g}), noise multiplier "
+        units = plural(self.unit)
+        lines = [f"DP-SGD over {self.num_examples} {units}, expected batch {self.batch_size} "
+                 f"{units} (q = {self.sampling_probability:.6g}), noise multiplier "
                  f"{self.noise_multiplier:.6g}, {self.steps} steps ({self.epochs:.4g} epochs), "
-                 f"{self.accountant.upper()} accounting, add-or-remove-one-example adjacency, "
+                 f"{self.accountant.upper()} accounting, add-or-remove-one-{self.unit} adjacency, "
                  "all intermediate models released."]
         if self.sampling == "poisson":
             lines.append(f"Poisson sampling: (epsilon = {self.epsilon:.4g}, "
                          f"delta = {self.delta:.3g})-DP.")
             if self.sampling_revealed:
-                lines.append("The update may reveal which examples each step sampled (same-batch "
-                             "public term): accounted without amplification by subsampling.")
+                lines.append(f"Which {units} each step sampled is treated as public (the coins "
+                             "follow from a seed, or the public term uses the private batch): "
+                             "accounted without amplification by subsampling.")
         else:
             lines.append(f"Shuffled fixed-size batches: epsilon assuming Poisson sampling "
                          f"{self.epsilon_poisson:.4g} (not claimed: amplification by shuffling is "
@@ -185,8 +189,9 @@ class PrivacyReport:
 def privacy_report(num_examples: int, batch_size: int, noise_multiplier: float, delta: float,
                    epochs: Optional[float] = None, steps: Optional[int] = None,
                    sampling: str = "poisson", accountant: str = "rdp",
-                   sampling_revealed: bool = False) -> PrivacyReport:
-    """All the figures of a run (see the module docstring for what is claimed)."""
+                   sampling_revealed: bool = False, unit: str = "example") -> PrivacyReport:
+    """All the figures of a run (see the module docstring for what is claimed); N and B count
+    privacy units (``unit``)."""
     _check_common(num_examples, batch_size, delta, sampling, accountant)
     if noise_multiplier < 0:
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
@@ -204,7 +209,7 @@ def privacy_report(num_examples: int, batch_size: int, noise_multiplier: float, 
         noise_multiplier=float(noise_multiplier), delta=float(delta), steps=steps,
         epochs=steps * batch_size / num_examples, sampling_probability=q, sampling=sampling,
         accountant=accountant, num_examples=int(num_examples), batch_size=int(batch_size),
-        sampling_revealed=bool(sampling_revealed))
+        sampling_revealed=bool(sampling_revealed), unit=unit)
 
 
 def compute_epsilon(num_examples: int, batch_size: int, noise_multiplier: float, delta: float,
@@ -283,203 +288,29 @@ def calibrate_noise_multiplier(num_examples: int, batch_size: int, target_epsilo
     raise RuntimeError("noise calibration did not converge")
 
 
-# --------------------------------------------------------------------------- the ledger
 
-@dataclasses.dataclass
-class PrivacyLedger:
-    """What a run has spent: enough to restate its guarantee at any step, and to stop in time.
 
-    Save it with every checkpoint (``to_json``/``save``) and restore it on resume, so a resumed
-    run continues its budget. Call ``record_step()`` *before* applying each step: it refuses
-    (``BudgetExceededError``, nothing recorded) a step that would exceed ``target_epsilon``.
+# --------------------------------------------------------------------------- group privacy
+
+def plural(unit: str) -> str:
+    """'example' -> 'examples', 'identity' -> 'identities' (for statements)."""
+    if unit.endswith("y") and unit[-2:-1] not in tuple("aeiou"):
+        return unit[:-1] + "ies"
+    return unit + "s"
+
+
+def group_privacy(epsilon: float, delta: float, group_size: int) -> tuple[float, float]:
+    """(epsilon, delta) that an (epsilon, delta)-DP guarantee gives a group of ``group_size``.
+
+    The standard group-privacy bound (Dwork and Roth, Theorem 2.2 and its approximate-DP form):
+    k records that change together are (k epsilon, k e^((k-1) epsilon) delta)-DP. It is what an
+    example-level guarantee says about a person or video with k examples: usually nothing worth
+    the name, which is why a run should protect the unit itself (``privacy_unit``).
     """
-
-    method: str
-    noise_multiplier: float
-    l2_norm_clip: float
-    num_examples: int
-    batch_size: int                  # expected batch size B; q = B / N
-    delta: float
-    target_epsilon: Optional[float] = None
-    sampling: str = "poisson"
-    accountant: str = "rdp"
-    psi: Optional[str] = None        # description of the public view (fdp, fpdp)
-    projection: Optional[str] = None  # description of S_pub / k / R (pdpsgd, fpdp)
-    noise_key_secret: bool = True
-    sampling_revealed: bool = False  # Feature DP with the public term from the private batch
-    steps: int = 0
-    version: int = 1
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        _check_common(self.num_examples, self.batch_size, self.delta, self.sampling,
-                      self.accountant)
-        if self.method in ("fdp", "fpdp") and not self.psi:
-            raise ValueError("Feature DP needs psi: a description of the public view psi(x)")
-        if self.method != "none" and self.noise_multiplier < 0:
-            raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
-        if self.method == "none" and self.target_epsilon is not None:
-            raise ValueError("a non-private run (method 'none') has no epsilon budget")
-        if self.target_epsilon is not None and not self.target_epsilon > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if self.sampling_revealed and self.accountant != "rdp":
-            raise ValueError("revealed-sampling accounting needs accountant='rdp'")
-        self._max_steps_cache: dict = {}
-
-    @classmethod
-    def from_optimizer(cls, optimizer, num_examples: int, delta: float,
-                       **kwargs) -> "PrivacyLedger":
-        """A ledger whose sigma, C, B and method are read from a tfdphpe DP optimizer."""
-        batch_size = optimizer.expected_batch_size
-        given = kwargs.pop("batch_size", None)
-        if batch_size is not None and given is not None and given != batch_size:
-            raise ValueError(f"batch_size {given} differs from the optimizer's expected batch "
-                             f"size {batch_size}")
-        return cls(method=optimizer.method.value, noise_multiplier=optimizer.noise_multiplier,
-                   l2_norm_clip=optimizer.l2_norm_clip, num_examples=num_examples,
-                   batch_size=batch_size or given, delta=delta,
-                   noise_key_secret=optimizer.noise_key_secret,
-                   sampling_revealed=optimizer.sampling_revealed, **kwargs)
-
-    @property
-    def sampling_probability(self) -> float:
-        return sampling_probability(self.num_examples, self.batch_size)
-
-    @property
-    def private(self) -> bool:
-        return self.method != "none"
-
-    def step_event(self) -> dp_accounting.DpEvent:
-        """DpEvent of one step (Poisson-sampled Gaussian; NonPrivate for method "none").
-
-        With ``sampling_revealed`` no dp_accounting event describes a step (its RDP is computed by
-        ``revealed_sampling_rdp``), and this raises.
-        """
-        if not self.private:
-            return dp_accounting.NonPrivateDpEvent()
-        if self.sampling_revealed:
-            raise ValueError("no DpEvent describes a revealed-sampling step; use epsilon()")
-        gaussian = dp_accounting.GaussianDpEvent(self.noise_multiplier)
-        return dp_accounting.PoissonSampledDpEvent(self.sampling_probability, gaussian)
-
-    def epsilon(self, steps: Optional[int] = None) -> float:
-        """Claimed epsilon after ``steps`` steps (default: the steps recorded so far)."""
-        steps = self.steps if steps is None else int(steps)
-        if not self.private:
-            return math.inf
-        if steps == 0:
-            return 0.0
-        return _claimed_epsilon(self.noise_multiplier, self.num_examples, self.batch_size, steps,
-                                self.sampling, self.delta, self.accountant, self.sampling_revealed)
-
-    def report(self, steps: Optional[int] = None) -> PrivacyReport:
-        return privacy_report(self.num_examples, self.batch_size, self.noise_multiplier, self.delta,
-                              steps=max(1, self.steps if steps is None else int(steps)),
-                              sampling=self.sampling, accountant=self.accountant,
-                              sampling_revealed=self.sampling_revealed)
-
-    def max_steps(self) -> Optional[int]:
-        """The most steps whose epsilon stays <= target_epsilon (None: no target)."""
-        if self.target_epsilon is None:
-            return None
-        key = (self.target_epsilon, self.noise_multiplier, self.delta, self.sampling,
-               self.accountant, self.num_examples, self.batch_size, self.sampling_revealed)
-        if key not in self._max_steps_cache:
-            self._max_steps_cache = {key: self._search_max_steps()}
-        return self._max_steps_cache[key]
-
-    def _search_max_steps(self) -> int:
-        within = lambda s: self.epsilon(s) <= self.target_epsilon  # noqa: E731
-        if not within(1):
-            return 0
-        low, high = 1, 2
-        while within(high):
-            low, high = high, high * 2
-            if high > 1 << 40:
-                return high
-        while high - low > 1:     # epsilon grows with steps: bisection on the boundary
-            mid = (low + high) // 2
-            low, high = (mid, high) if within(mid) else (low, mid)
-        return low
-
-    def remaining_steps(self) -> Optional[int]:
-        limit = self.max_steps()
-        return None if limit is None else max(0, limit - self.steps)
-
-    def can_step(self, n: int = 1) -> bool:
-        limit = self.max_steps()
-        return limit is None or self.steps + n <= limit
-
-    def record_step(self, n: int = 1) -> int:
-        """Records n steps, or raises BudgetExceededError without recording anything."""
-        if not self.can_step(n):
-            raise BudgetExceededError(
-                f"{self.steps + n} steps would exceed target epsilon {self.target_epsilon} "
-                f"(epsilon after {self.steps} steps: {self.epsilon():.4g}; at most "
-                f"{self.max_steps()} steps fit); stop training")
-        self.steps += n
-        return self.steps
-
-    def statement(self) -> str:
-        """The privacy statement of the run so far, in words."""
-        if not self.private:
-            return "Non-private training (method 'none'): no differential privacy guarantee."
-        head = {"dpsgd": "DP-SGD", "pdpsgd": "Projected DP-SGD (projection onto a public gradient "
-                "subspace is post-processing and costs no privacy)", "fdp": "Feature DP",
-                "fpdp": "Feature-Projective DP"}[self.method]
-        lines = [f"{head}: clip norm C = {self.l2_norm_clip:g}, "
-                 f"noise multiplier {self.noise_multiplier:.6g}.", self.report().statement()]
-        if self.method in ("fdp", "fpdp"):
-            lines.append(f"The guarantee is Feature DP: it protects the private part of each "
-                         f"example beyond its public view psi = {self.psi}; psi(x) (including the "
-                         "labels it carries) is treated as public and is not protected.")
-        if self.projection:
-            lines.append(f"Public subspace: {self.projection}.")
-        if not self.noise_key_secret:
-            lines.append("WARNING: the noise was seeded reproducibly; anyone who knows the seed "
-                         "can remove it, and the guarantee then does not hold.")
-        if self.target_epsilon is not None:
-            lines.append(f"Target epsilon {self.target_epsilon:g}: at most {self.max_steps()} "
-                         "steps.")
-        return "\n".join(lines)
-
-    def same_configuration(self, other: "PrivacyLedger") -> bool:
-        """True if ``other`` accounts for the same run (every field but the step count)."""
-        return self.to_dict() | {"steps": 0} == other.to_dict() | {"steps": 0}
-
-    # serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PrivacyLedger":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ledger fields {sorted(unknown)}")
-        if data.get("version", 1) != 1:
-            raise ValueError(f"unsupported ledger version {data.get('version')}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "PrivacyLedger":
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str) -> None:
-        """Writes the ledger atomically (a temporary file renamed over ``path``)."""
-        import tensorflow as tf  # gfile: works for local paths and GCS alike
-        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-            f.write(self.to_json())
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-
-    @classmethod
-    def load(cls, path: str) -> "PrivacyLedger":
-        import tensorflow as tf
-        with tf.io.gfile.GFile(path, "r") as f:
-            return cls.from_json(f.read())
+    k = int(group_size)
+    if k != group_size or k < 1:
+        raise ValueError(f"group_size must be an integer >= 1, got {group_size}")
+    if k == 1:
+        return float(epsilon), float(delta)
+    log_delta = math.log(k) + (k - 1) * epsilon + math.log(delta) if delta > 0 else -math.inf
+    return float(k * epsilon), float(min(1.0, math.exp(min(log_delta, 0.0))))

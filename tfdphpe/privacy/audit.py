@@ -58,11 +58,12 @@ import tensorflow as tf
 from scipy import optimize, special, stats
 
 from tfdphpe.privacy import accounting, optimizers
+from tfdphpe.privacy.sampling import (PUBLIC_VIEW_STREAM, derived_key, poisson_step_indices,
+                                      reproducible_sampling_key)
 
 DEFAULT_GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CANARY_INPUT = "audit_canary"       # white-box: scale * C * one-hot row, zero for real examples
 IS_CANARY = "audit_is_canary"       # white-box: 1.0 for canary rows
-_PUBLIC_VIEW_SEED_OFFSET = 7919     # the public-view batch is sampled apart from the private one
 
 
 # --------------------------------------------------------------------------- the bound
@@ -194,8 +195,8 @@ class AuditConfig:
         brings it back to C; above 10 it also exposes a clip bound 10x too loose).
       beta: significance of the bound (confidence 1 - beta).
       guess_fractions: fractions of m to guess (see ``guess_counts``), fixed in advance.
-      seed: coins, sampling, noise and tie-breaking (the noise key is then *not* secret:
-        fine for an audit, where the auditor never reads it).
+      seed: coins, sampling, noise and tie-breaking (the noise and sampling keys are then *not*
+        secret: fine for an audit, where the auditor never reads them).
     """
 
     method: str = "dpsgd"
@@ -269,14 +270,7 @@ class AuditResult:
                "released_bound": self.released.epsilon_lower_bound, "seconds": self.seconds}
 
 
-Sampler = Callable[[int, float, int, Any], Any]
-
-
-def _default_sampler() -> Sampler:
-    # The trainer's own Poisson sampler (each example joins each step with probability q), so the
-    # audit exercises the sampling that training uses rather than a copy of it.
-    from tfdphpe.data.sampling import poisson_step_indices
-    return poisson_step_indices
+Sampler = Callable[[int, float, Any, Any], Any]   # (num_examples, q, key, step) -> indices
 
 
 def _take(data: dict, index: np.ndarray) -> dict:
@@ -305,8 +299,9 @@ class CanaryAudit:
       data: the real training examples: dict of numpy arrays with leading dimension n.
       public_loss_fn: fdp/fpdp: batch -> per-example losses on the public view psi(x).
       public_data: pdpsgd/fpdp: S_pub, the public examples V is computed from (same keys).
-      sampler: (num_examples, q, seed, step) -> indices of one Poisson step; default the
-        trainer's ``tfdphpe.data.sampling.poisson_step_indices``.
+      sampler: (num_examples, q, key, step) -> indices of one Poisson step; default the
+        trainer's own ``tfdphpe.privacy.sampling.poisson_step_indices`` (so the audit exercises
+        the sampling that training uses rather than a copy of it), keyed from the seed.
     """
 
     kind = "audit"
@@ -324,7 +319,8 @@ class CanaryAudit:
         self.user_public_loss_fn = public_loss_fn
         self.data = {k: np.asarray(v) for k, v in data.items()}
         self.public_data = public_data
-        self.sampler = sampler or _default_sampler()
+        self.sampler = sampler or poisson_step_indices
+        self.sampling_key = reproducible_sampling_key(config.seed)
         self.num_real = _rows(self.data)
         self.coins = draw_coins(config.num_canaries, config.seed)
         self.train_set: dict = {}
@@ -370,13 +366,13 @@ class CanaryAudit:
     def step_indices(self, step: int) -> np.ndarray:
         """Rows of ``train_set`` in step ``step``: Poisson, probability q each, by the sampler."""
         n = _rows(self.train_set)
-        return np.asarray(self.sampler(n, self.sampling_rate, self.config.seed, step))
+        return np.asarray(self.sampler(n, self.sampling_rate, self.sampling_key, step))
 
     def public_view_indices(self, step: int) -> np.ndarray:
         """fdp/fpdp: rows whose public views make the public term: an independent Poisson draw."""
         n = _rows(self.train_set)
-        return np.asarray(self.sampler(n, self.sampling_rate,
-                                       self.config.seed + _PUBLIC_VIEW_SEED_OFFSET, step))
+        key = derived_key(self.sampling_key, PUBLIC_VIEW_STREAM)
+        return np.asarray(self.sampler(n, self.sampling_rate, key, step))
 
     # ----------------------------------------------------------------- the run
     @property

@@ -51,7 +51,7 @@ from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
-from tfdphpe.privacy.mechanisms import clip_scales
+from tfdphpe.privacy.mechanisms import clip_scales, keep_mask
 from tfdphpe.privacy.per_example import LossFn, Variables
 
 _ZERO = tf.UnconnectedGradients.ZERO
@@ -63,11 +63,13 @@ class UnsupportedLayerError(ValueError):
 
 # --------------------------------------------------------------------------- recording
 class _Call:
-    """One recorded call; ``ops``: names of the graph ops it created (BatchNorm, traced only)."""
-    __slots__ = ("inputs", "outputs", "training", "ops")
+    """One recorded call; ``ops``: names of the graph ops it created (BatchNorm, traced only);
+    ``public``: made while computing the loss on the public view (Feature DP)."""
+    __slots__ = ("inputs", "outputs", "training", "ops", "public")
 
-    def __init__(self, inputs, outputs, training, ops=None):
+    def __init__(self, inputs, outputs, training, ops=None, public=False):
         self.inputs, self.outputs, self.training, self.ops = inputs, outputs, training, ops
+        self.public = public
 
 
 def _graph_ops():
@@ -98,7 +100,7 @@ def _recording_wrapper(layer, original):
             if before is not None:
                 ops = frozenset(op.name for op in _graph_ops()[len(before):])
             log.append(_Call(args[0] if args else kwargs.get("inputs"), outputs,
-                             kwargs.get("training"), ops))
+                             kwargs.get("training"), ops, getattr(_RECORDING, "public", False)))
         return outputs
 
     return wrapper
@@ -132,6 +134,17 @@ def record_calls(layers: Sequence[tf.keras.layers.Layer]):
                 if entry[1] == 0:
                     object.__delattr__(layer, "call")
                     del _PATCHED[id(layer)]
+
+
+@contextlib.contextmanager
+def _public_view_calls():
+    """Calls recorded within the block are marked as made on the public view psi(x)."""
+    outer = getattr(_RECORDING, "public", False)
+    _RECORDING.public = True
+    try:
+        yield
+    finally:
+        _RECORDING.public = outer
 
 
 def variable_owners(root: tf.keras.layers.Layer,
@@ -391,6 +404,31 @@ def _token_matrices(inputs, grads, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return a, g
 
 
+def _matmul_tokens(calls: list, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(A, G, bias rows sum_t G) of a matmul layer's calls, in a form that keeps the digits.
+
+    Feature DP records grad[l(x) - l(psi(x))]: the layer is called on x (A_p, output gradient
+    G_p) and on psi(x) (A_q, G_q ~ -G_p), and the record A_p^T G_p + A_q^T G_q nearly cancels.
+    The ghost identity on those tokens would subtract large float32 numbers and can come out
+    negative (NaN) or far too small (a record let through above C). The same record is
+    A_p^T (G_p + G_q) + (A_q - A_p)^T G_q, whose tokens [A_p; A_q - A_p] and [G_p + G_q; G_q]
+    are small where the record is: norm and clipped sum are then computed without the
+    cancellation. Calls are paired in order (the k-th private call with the k-th public call)
+    when the layer has as many of each with equal shapes; otherwise the tokens stay as recorded.
+    """
+    a, g = _token_matrices([c.inputs for c, _ in calls], [gg for _, gg in calls], n)
+    bias = tf.reduce_sum(g, axis=1)
+    private = [(c, gg) for c, gg in calls if not c.public]
+    public = [(c, gg) for c, gg in calls if c.public]
+    if not public or len(public) != len(private) or any(
+            p.inputs.shape != q.inputs.shape or pg.shape != qg.shape
+            for (p, pg), (q, qg) in zip(private, public)):
+        return a, g, bias
+    a_p, g_p = _token_matrices([c.inputs for c, _ in private], [gg for _, gg in private], n)
+    a_q, g_q = _token_matrices([c.inputs for c, _ in public], [gg for _, gg in public], n)
+    return (tf.concat([a_p, a_q - a_p], 1), tf.concat([g_p + g_q, g_q], 1), bias)
+
+
 def _outer_sums(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
     """[n, T, din], [n, T, dout] -> [n, din, dout]: every example's A_i^T G_i."""
     return tf.matmul(a, g, transpose_a=True)
@@ -417,8 +455,7 @@ class _LayerWork:
         self.ghost = False
         self.kept: Optional[list[tf.Tensor]] = None
         if self.matmul:
-            self.a, self.g = _token_matrices([c.inputs for c, _ in self.calls],
-                                             [g for _, g in self.calls], n)
+            self.a, self.g, self.kept_bias = _matmul_tokens(self.calls, n)
             self.ghost = _prefer_ghost(self.a, self.g, ghost)
 
     def squared_norms(self) -> tf.Tensor:
@@ -453,13 +490,13 @@ class _LayerWork:
             if 0 in counted:
                 aa = tf.matmul(a, a, transpose_b=True)
                 gg = tf.matmul(g, g, transpose_b=True)
-                terms.append(tf.einsum("btu,btu->b", aa, gg))
+                # A sum of products: rounding can take a tiny true value below 0.
+                terms.append(tf.maximum(tf.einsum("btu,btu->b", aa, gg), 0.0))
         else:
             self.kept = [_outer_sums(a, g)]
             if 0 in counted:
                 terms.append(_sq(self.kept[0]))
         if _has_bias(self.layer):
-            self.kept_bias = tf.reduce_sum(g, axis=1)
             if 1 in counted:
                 terms.append(_sq(self.kept_bias))
         return tf.add_n(terms)
@@ -613,18 +650,16 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
       return_norms: also return the per-example (unclipped) norms [B].
     """
     var_list = list(var_list)
-    works, n, keep = _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
+    works, n = _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
     sq = tf.zeros([n], tf.float32)
     for work in works:
         sq = sq + tf.cast(work.squared_norms(), tf.float32)
-    norms = tf.sqrt(sq)
-    scale = clip_scales(norms, l2_norm_clip)
-    if batch_mask is not None:
-        scale = tf.where(keep, scale, tf.zeros_like(scale))
-        poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
-                                                tf.logical_not(tf.math.is_finite(norms))))
-        for work in works:
-            _guard_padding(work, keep, poisoned)
+    norms = tf.sqrt(tf.maximum(sq, 0.0))
+    # Padding and records whose norm is not finite are left out (mechanisms.clip_scales).
+    keep, poisoned = keep_mask(norms, batch_mask)
+    scale = tf.where(keep, clip_scales(norms, l2_norm_clip), tf.zeros_like(norms))
+    for work in works:
+        _guard_padding(work, keep, poisoned)
     result = [tf.zeros_like(v) for v in var_list]
     for work in works:
         for i, s in work.clipped_sums(scale):
@@ -635,17 +670,18 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
 def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost):
     """Forward pass with recorded layer calls, one backward pass to the layer outputs.
 
-    Returns (one _LayerWork per called owner layer, batch size n, keep mask or None).
+    Returns (one _LayerWork per called owner layer, batch size n).
     """
     owners = variable_owners(layers, var_list)
     owner_layers = [layer for layer, _ in owners]
-    keep = None
     with record_calls(owner_layers) as calls:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(var_list)
             losses = loss_fn(batch)
             if public_loss_fn is not None:
-                losses = losses - public_loss_fn(batch)
+                with _public_view_calls():
+                    public = public_loss_fn(batch)
+                losses = losses - public
             if batch_mask is not None:
                 keep = tf.cast(batch_mask, tf.bool)
                 losses = tf.where(keep, losses, tf.zeros_like(losses))
@@ -681,7 +717,7 @@ def _record(loss_fn, batch, var_list, layers, public_loss_fn, batch_mask, ghost)
             works.append(fused[r])
         elif cs and r not in skip:    # a layer never called has zero gradient
             works.append(_LayerWork(layer, own, refs, cs, grads[r], n, ghost))
-    return works, n, keep
+    return works, n
 
 
 def per_example_gradients(loss_fn: LossFn, batch: Any, var_list: Variables,
@@ -692,7 +728,7 @@ def per_example_gradients(loss_fn: LossFn, batch: Any, var_list: Variables,
     used for the public subspace, which needs the gradients themselves, not only their norms.
     """
     var_list = list(var_list)
-    works, n, _ = _record(loss_fn, batch, var_list, layers, None, None, ghost=False)
+    works, n = _record(loss_fn, batch, var_list, layers, None, None, ghost=False)
     result = [None] * len(var_list)
     for work in works:
         work.squared_norms()    # forms and keeps the per-example gradients
@@ -705,7 +741,7 @@ def per_example_gradients(loss_fn: LossFn, batch: Any, var_list: Variables,
 
 
 def _guard_padding(work: _LayerWork, keep: tf.Tensor, poisoned: tf.Tensor) -> None:
-    """0 * NaN is NaN: zero the padded examples' rows when one of them is not finite."""
+    """0 * NaN is NaN: zero the left-out examples' rows when one of them is not finite."""
     def zero(t):
         k = tf.reshape(keep, [-1] + [1] * (t.shape.rank - 1))
         return lambda: tf.where(k, t, tf.zeros_like(t))

@@ -24,17 +24,40 @@ from tfdphpe.privacy.per_example import (LossFn, Tensors, Variables, _dense, _ex
 
 
 def clip_scales(norms: tf.Tensor, l2_norm_clip: tf.Tensor) -> tf.Tensor:
-    """C / max(norm, C) per record, NaN where the norm is not finite (tf.clip_by_global_norm)."""
+    """C / max(norm, C) per record; 0 where the norm is not finite (the record is dropped).
+
+    ``tf.clip_by_global_norm`` returns NaN there, which poisons the whole sum: the release would
+    then depend on whether that one record was sampled (NaN or not), an unbounded leak. A dropped
+    record contributes 0, within the sensitivity C. The caller must also zero the record's values
+    (0 * NaN is NaN): see ``keep_mask`` and ``zero_rows``.
+    """
     clip = tf.cast(l2_norm_clip, norms.dtype)
     scale = clip * tf.minimum(1.0 / norms, 1.0 / clip)
-    return tf.where(tf.math.is_finite(norms), scale, tf.constant(float("nan"), norms.dtype))
+    return tf.where(tf.math.is_finite(norms), scale, tf.zeros_like(scale))
+
+
+def keep_mask(norms: tf.Tensor, batch_mask: Optional[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """(records that enter the sum, whether any left-out record is not finite).
+
+    A record is left out when it is padding (mask 0) or its norm is not finite; the second value
+    says whether its values must be zeroed before the weighted sum (0 * NaN is NaN).
+    """
+    keep = tf.math.is_finite(norms)
+    if batch_mask is not None:
+        keep = tf.logical_and(keep, tf.cast(batch_mask, tf.bool))
+    poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
+                                            tf.logical_not(tf.math.is_finite(norms))))
+    return keep, poisoned
 
 
 def clip_record(record: Sequence[tf.Tensor], l2_norm_clip: tf.Tensor) -> Tensors:
-    """tf.clip_by_global_norm(record, C)[0] for one record (no batch dimension)."""
+    """tf.clip_by_global_norm(record, C)[0] for one record (no batch dimension); a record that is
+    not finite becomes zeros (see ``clip_scales``)."""
     batched = [tf.expand_dims(tf.cast(g, tf.float32), 0) for g in record]
-    scale = clip_scales(global_norms(batched), l2_norm_clip)[0]
-    return [g * tf.cast(scale, g.dtype) for g in record]
+    norm = global_norms(batched)
+    scale = clip_scales(norm, l2_norm_clip)[0]
+    finite = tf.math.is_finite(norm)[0]
+    return [tf.where(finite, g * tf.cast(scale, g.dtype), tf.zeros_like(g)) for g in record]
 
 
 def private_records(loss_fn: LossFn, batch: Any, var_list: Variables,
@@ -63,29 +86,32 @@ def clipped_per_example_terms(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: A
                               public_loss_fn: Optional[LossFn] = None) -> Tensors:
     """Clipped private records, [B, *var.shape] per variable; every row has norm <= C."""
     records = private_records(loss_fn, batch, var_list, public_loss_fn)
-    scale = clip_scales(global_norms(records), l2_norm_clip)
+    norms = global_norms(records)
+    keep, _ = keep_mask(norms, None)
+    scale = clip_scales(norms, l2_norm_clip)
     return [g * tf.reshape(tf.cast(scale, g.dtype), [-1] + [1] * (g.shape.rank - 1))
-            for g in records]
+            for g in _zero_rows(records, keep)]
 
 
 def clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_list: Variables,
                 public_loss_fn: Optional[LossFn] = None,
-                batch_mask: Optional[tf.Tensor] = None) -> Tensors:
-    """sum_i mask_i * clip(record_i), computed as one contraction per variable."""
+                batch_mask: Optional[tf.Tensor] = None, return_norms: bool = False):
+    """sum_i mask_i * clip(record_i), computed as one contraction per variable.
+
+    Records whose norm is not finite are left out (``clip_scales``). ``return_norms``: also
+    return the records' (unclipped) norms [B].
+    """
     records = private_records(loss_fn, batch, var_list, public_loss_fn)
     norms = global_norms(records)
-    scale = clip_scales(norms, l2_norm_clip)
-    if batch_mask is not None:
-        keep = tf.cast(batch_mask, tf.bool)
-        scale = tf.where(keep, scale, tf.zeros_like(scale))
-        # 0 * NaN is NaN: zero the records of padded examples only when one is not finite.
-        poisoned = tf.reduce_any(tf.logical_and(tf.logical_not(keep),
-                                                tf.logical_not(tf.math.is_finite(norms))))
-        records = tf.cond(poisoned, lambda: _zero_rows(records, keep), lambda: records)
+    keep, poisoned = keep_mask(norms, batch_mask)
+    scale = tf.where(keep, clip_scales(norms, l2_norm_clip), tf.zeros_like(norms))
+    # 0 * NaN is NaN: zero the left-out records' values only when one of them is not finite.
+    records = tf.cond(poisoned, lambda: _zero_rows(records, keep), lambda: records)
     n = tf.shape(scale)[0]
-    return [tf.reshape(tf.linalg.matvec(tf.reshape(g, [n, -1]), tf.cast(scale, g.dtype),
+    sums = [tf.reshape(tf.linalg.matvec(tf.reshape(g, [n, -1]), tf.cast(scale, g.dtype),
                                         transpose_a=True), tf.shape(g)[1:])
             for g in records]
+    return (sums, norms) if return_norms else sums
 
 
 def _zero_rows(records: Sequence[tf.Tensor], keep: tf.Tensor) -> Tensors:

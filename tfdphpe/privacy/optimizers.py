@@ -29,7 +29,6 @@ gradient all-reduce.
 
 from __future__ import annotations
 
-import enum
 import functools
 from typing import Any, Optional, Sequence
 
@@ -38,30 +37,9 @@ import tensorflow as tf
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras
 
 from tfdphpe.privacy import ghost, mechanisms, noise, per_example
+from tfdphpe.privacy.method import Method
 from tfdphpe.privacy.per_example import LossFn
 from tfdphpe.privacy.subspace import PublicSubspace
-
-
-class Method(enum.Enum):
-    """The privacy methods; the value is the name used in flags and in the ledger."""
-
-    NONE = "none"
-    DPSGD = "dpsgd"
-    PDPSGD = "pdpsgd"
-    FDP = "fdp"
-    FPDP = "fpdp"
-
-    @property
-    def private(self) -> bool:
-        return self is not Method.NONE
-
-    @property
-    def projected(self) -> bool:
-        return self in (Method.PDPSGD, Method.FPDP)
-
-    @property
-    def feature_dp(self) -> bool:
-        return self in (Method.FDP, Method.FPDP)
 
 
 PUBLIC_TERMS = ("independent", "same_batch")
@@ -198,9 +176,65 @@ def make_dp_optimizer_class(generic_cls):
                         name="noise_key", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
             return self._noise_key_variable.value
 
+        @property
+        def non_finite_records(self) -> tf.Variable:
+            """How many sampled records had a non-finite norm and were left out of the sum.
+
+            A diagnostic computed on private data: log it as such (not covered by the
+            guarantee), never publish it with the model. Each such record contributed 0
+            (``mechanisms.clip_scales``), so the sensitivity is still C.
+            """
+            return self._counter("_non_finite_records", "non_finite_records")
+
+        @property
+        def skipped_updates(self) -> tf.Variable:
+            """Steps whose update was not finite and was not applied (``apply_if_finite``)."""
+            return self._counter("_skipped_updates", "skipped_updates")
+
+        def _counter(self, attribute: str, name: str) -> tf.Variable:
+            if getattr(self, attribute, None) is None:
+                with self._distribution_strategy_scope():
+                    setattr(self, attribute, self.add_weight(
+                        name, shape=[], dtype=tf.int64, trainable=False,
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA))
+            return getattr(self, attribute)
+
+        def apply_if_finite(self, grads: Sequence[tf.Tensor],
+                            var_list: Sequence[tf.Variable]) -> tf.Tensor:
+            """``apply_gradients`` unless the update is not finite; returns whether it applied.
+
+            With the private records' non-finite values left out (``clip_scales``), only public
+            quantities (the public term, the subspace) can make the update non-finite, so the
+            decision reveals nothing private. A skipped step is counted in ``skipped_updates``
+            (record it in the ledger). Under a strategy with several replicas a condition
+            around ``apply_gradients`` cannot run in the replica context: there the update is
+            zeroed instead (an optimizer with momentum then still moves by its momentum); the
+            trainer applies in the cross-replica context and skips exactly.
+            """
+            grads, var_list = list(grads), list(var_list)
+            finite = update_is_finite(grads)
+            skipped = self.skipped_updates
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+                self.apply_gradients(zip(grads, var_list))
+                skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
+                return finite
+
+            def apply():
+                self.apply_gradients(zip(grads, var_list))
+                return tf.constant(True)
+
+            def skip():
+                skipped.assign_add(1)
+                return tf.constant(False)
+
+            return tf.cond(finite, apply, skip)
+
         def create_variables(self, var_list: Sequence[tf.Variable]) -> None:
             """Creates counters and slots now (e.g. in a strategy scope, before strategy.run)."""
-            _ = self.iterations, self.noise_draws, self.noise_key
+            _ = (self.iterations, self.noise_draws, self.noise_key, self.non_finite_records,
+                 self.skipped_updates)
             self._create_all_weights(list(var_list))
 
         # ----------------------------------------------------------------- gradients
@@ -244,21 +278,25 @@ def make_dp_optimizer_class(generic_cls):
                 if layers is None:
                     raise ValueError("clipping='ghost' needs layers=<the Keras model> in "
                                      "dp_gradients: the per-example norms come from its layers")
-                private_sum = ghost.ghost_clipped_sum(clip, loss_fn, batch, var_list, layers,
-                                                      public_loss_fn, batch_mask)
+                private_sum, norms = ghost.ghost_clipped_sum(
+                    clip, loss_fn, batch, var_list, layers, public_loss_fn, batch_mask,
+                    return_norms=True)
             else:
-                private_sum = mechanisms.clipped_sum(clip, loss_fn, batch, var_list,
-                                                     public_loss_fn, batch_mask)
+                private_sum, norms = mechanisms.clipped_sum(
+                    clip, loss_fn, batch, var_list, public_loss_fn, batch_mask, return_norms=True)
+            dropped = _dropped_records(norms, batch_mask)
             public_sum = None
             if public_source is not None:
                 if public_source == "same_batch":
                     public_batch, public_batch_mask = batch, batch_mask
                 public_sum = per_example.batch_gradient(public_loss_fn, public_batch, var_list,
                                                         public_batch_mask)
-                private_sum, public_sum = _all_reduce_sum([private_sum, public_sum])
+                private_sum, public_sum, dropped = _all_reduce_sum(
+                    [private_sum, public_sum, dropped])
                 public_sum = unscale(public_sum)
             else:
-                private_sum = _all_reduce_sum(private_sum)
+                private_sum, dropped = _all_reduce_sum([private_sum, dropped])
+            self.non_finite_records.assign_add(tf.cast(dropped, tf.int64))
             noised = self.add_noise(unscale(private_sum))
             if self._method.projected:
                 noised = self._subspace.project(noised)
@@ -414,6 +452,19 @@ def make_dp_optimizer_class(generic_cls):
     DPOptimizer.__doc__ = (f"DP optimizer over {generic_cls.__mro__[1].__name__} with vectorized "
                            "per-example gradients; see tfdphpe.privacy.optimizers.")
     return DPOptimizer
+
+
+def update_is_finite(grads: Sequence[tf.Tensor]) -> tf.Tensor:
+    """True when every value of the update is finite (a scalar bool tensor)."""
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+
+def _dropped_records(norms: tf.Tensor, batch_mask: Optional[tf.Tensor]) -> tf.Tensor:
+    """Sampled records whose norm is not finite (left out of the clipped sum)."""
+    bad = tf.logical_not(tf.math.is_finite(norms))
+    if batch_mask is not None:
+        bad = tf.logical_and(bad, tf.cast(batch_mask, tf.bool))
+    return tf.reduce_sum(tf.cast(bad, tf.float32))
 
 
 def _validate(method: Method, l2_norm_clip, noise_multiplier, expected_batch_size,

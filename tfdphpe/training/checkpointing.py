@@ -1,9 +1,15 @@
-"""Checkpoints that carry the privacy ledger, so a resumed run continues its budget.
+"""Checkpoints that carry the privacy ledger and the sampling key, so a resumed run continues.
 
 Each checkpoint is a TensorFlow checkpoint (model, optimizer with its step counter and noise
-state) plus ``ledger-<step>.json`` written *before* it: a checkpoint never exists without the
-ledger that accounts for it. The data sampler is stateless (the batches of step t depend only on
-the seed and t), so the step number is the whole sampler state.
+counter) plus ``ledger-<step>.json`` written *before* it (``tfdphpe.privacy.LedgerStore``): a
+checkpoint never exists without the ledger that accounts for it.
+
+The data sampler is stateless: the batches of step t depend only on the sampling key and t. The
+key is secret (who knows it knows every batch, and amplification by subsampling is gone), so it
+is kept in its own file beside the checkpoints, readable by the owner only, and nowhere else:
+not in the TF checkpoint (which one might copy to resume elsewhere), the config, the flags, the
+logs or an export. The ``checkpoints/`` folder stays with the private data; publish the model
+and ``privacy.json``, never the run's ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -14,16 +20,33 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tfdphpe.privacy import PrivacyLedger
+from tfdphpe.files import atomic_write
+from tfdphpe.privacy import LedgerStore, PrivacyLedger
+from tfdphpe.privacy.sampling import SamplingKey, check_key
+
+SAMPLING_KEY_FILE = "sampling-key.secret"
+
+__all__ = ["RunCheckpoint", "SAMPLING_KEY_FILE", "atomic_write", "load_sampling_key",
+           "save_sampling_key"]
 
 
-def atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def save_sampling_key(directory: str, key: SamplingKey) -> str:
+    """Writes the secret sampling key into ``directory`` (owner-only permissions)."""
+    os.makedirs(directory, exist_ok=True)
+    text = json.dumps({"key": list(check_key(key)),
+                       "secret": "the Poisson coins of this run: keep with the private data; "
+                                 "never publish (it would void amplification by subsampling)"})
+    return atomic_write(os.path.join(directory, SAMPLING_KEY_FILE), text + "\n", mode=0o600)
+
+
+def load_sampling_key(directory: str) -> SamplingKey:
+    path = os.path.join(directory, SAMPLING_KEY_FILE)
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is missing: a run cannot be resumed without its sampling key "
+                           "(its remaining batches would not be the ones it was accounted for); "
+                           "start a new --run_dir")
+    with open(path) as f:
+        return check_key(json.load(f)["key"])
 
 
 class RunCheckpoint:
@@ -35,6 +58,7 @@ class RunCheckpoint:
         non-chief worker writes its own copy but resumes from the chief's checkpoints."""
         self.directory = directory
         self.source_directory = source_directory or directory
+        self.ledgers = LedgerStore(directory, self.source_directory)
         if var_list is not None:
             # Create the optimizer's variables (step and noise counters, slots) now, so a
             # restore fills them at once instead of deferring until first use.
@@ -45,42 +69,33 @@ class RunCheckpoint:
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=max_to_keep)
 
-    def _ledger_path(self, step: int) -> str:
-        return os.path.join(self.directory, f"ledger-{step}.json")
-
     def save(self, step: int, ledger: PrivacyLedger, extra: Optional[dict] = None) -> str:
         if ledger.steps != step:
             raise RuntimeError(f"ledger records {ledger.steps} steps but {step} were taken")
-        atomic_write(self._ledger_path(step), ledger.to_json())
+        self.ledgers.save(ledger)
         self.step.assign(step)
         path = self.manager.save(checkpoint_number=step)
         if extra is not None:
             atomic_write(os.path.join(self.directory, "state.json"),
                          json.dumps(dict(extra, step=step, checkpoint=path), indent=1))
         kept = {int(p.rsplit("-", 1)[1]) for p in self.manager.checkpoints}
-        for name in os.listdir(self.directory):
-            if name.startswith("ledger-") and name.endswith(".json"):
-                s = int(name[len("ledger-"):-len(".json")])
-                if s not in kept and s != step:
-                    os.remove(os.path.join(self.directory, name))
+        self.ledgers.prune(kept | {step})
         return path
 
     def latest_checkpoint(self) -> Optional[str]:
         """The newest checkpoint of ``source_directory``, or None."""
         return tf.train.latest_checkpoint(self.source_directory)
 
-    def restore_latest(self) -> Optional[tuple[int, PrivacyLedger]]:
-        """Restores the newest checkpoint; returns (completed steps, ledger) or None."""
+    def restore_latest(self, like: Optional[PrivacyLedger] = None
+                       ) -> Optional[tuple[int, PrivacyLedger]]:
+        """Restores the newest checkpoint; returns (completed steps, its ledger) or None.
+
+        With ``like`` (the ledger this configuration would start), a checkpoint whose ledger
+        was written for another configuration is refused.
+        """
         latest = self.latest_checkpoint()
         if latest is None:
             return None
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         step = int(self.step.numpy())
-        path = os.path.join(self.source_directory, f"ledger-{step}.json")
-        if not os.path.exists(path):
-            raise RuntimeError(f"checkpoint {latest} has no privacy ledger ({path}); refusing to "
-                               "resume a run whose spent budget is unknown")
-        ledger = PrivacyLedger.load(path)
-        if ledger.steps != step:
-            raise RuntimeError(f"{path} records {ledger.steps} steps, checkpoint has {step}")
-        return step, ledger
+        return step, self.ledgers.restore(step, like)

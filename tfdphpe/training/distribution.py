@@ -4,8 +4,9 @@
 process is within it (chief or not, which replicas are local). The privacy argument of a
 distributed step (DESIGN 3b, docs/training.md "Several GPUs and hosts"):
 
-* each replica samples its own shard of the data with the global q (``BatchConfig.num_shards``;
-  the union of the shards' batches is the Poisson sample of the whole set);
+* each replica samples its own shard of the privacy units with the global q
+  (``BatchConfig.num_shards``; the union of the shards' batches is the Poisson sample of the whole
+  set, and a unit never spans two replicas), with the chief's secret sampling key;
 * each replica clips its own examples; the clipped sums are all-reduced;
 * every replica adds the same noise to the global sum (a stateless draw keyed by a key that every
   worker takes from the chief), so the sum is noised once with std sigma * C, and the update is
@@ -53,6 +54,20 @@ class Distribution:
             return values[0]
         return self.strategy.experimental_distribute_values_from_function(
             lambda ctx: values[ctx.replica_id_in_sync_group])
+
+    def from_chief(self, values: tuple[int, ...]) -> tuple[int, ...]:
+        """The chief's ``values`` on every worker (each worker passes its own; e.g. a secret key).
+
+        A variable created in a multi-worker strategy's scope takes the chief's initial value on
+        every worker, as the optimizer's noise key does.
+        """
+        if self.kind != "multi_worker":
+            return tuple(values)
+        with self.strategy.scope():
+            shared = tf.Variable(tf.constant(values, tf.int64), trainable=False,
+                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        local = self.strategy.experimental_local_results(shared)[0]
+        return tuple(int(v) for v in local.numpy())
 
     def output_dir(self, directory: str) -> str:
         """Where this process writes what every worker must write (checkpoints).

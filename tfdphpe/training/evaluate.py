@@ -34,7 +34,8 @@ def _model_pipeline(model, config) -> PipelineConfig:
     """The evaluation crops a saved model expects (its input size and SimCC codec)."""
     h, w = model.input_shape[1:3]
     split_ratio = model.get_layer("simcc_head").num_bins_x / w
-    sigma = config["data"]["sigma"] if config else 6.0
+    data = config["data"] if config else {}
+    sigma = data.get("simcc_sigma", data.get("sigma", 6.0))   # "sigma": config.json before 0.2
     return PipelineConfig(input_size=(h, w), split_ratio=split_ratio, sigma=sigma)
 
 

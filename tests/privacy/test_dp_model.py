@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from tfdphpe import privacy
 from tfdphpe.models.layers import LayerNorm, WindowAttention
-from tfdphpe.privacy.keras_fit import DPModel, PrivacyLedgerCallback
+from tfdphpe.privacy.dp_model import DPModel
+from tfdphpe.privacy.ledger_callback import PrivacyLedgerCallback
 
 K = tf.keras.layers
 B = 6
@@ -14,12 +15,16 @@ MSE = tf.keras.losses.MeanSquaredError()
 
 
 def attention_model(seed=0, batchnorm=False):
-    """Conv2D -> window attention (LayerNorm, qkv/proj Dense, bias table) -> LayerNorm -> head."""
+    """Conv2D -> window attention (LayerNorm, qkv/proj Dense, bias table) -> LayerNorm -> head.
+
+    ``batchnorm``: False, True (Keras BatchNormalization) or a BatchNorm-like layer class.
+    """
     tf.keras.utils.set_random_seed(seed)
     image = tf.keras.Input((4, 4, 2))
     x = K.Conv2D(8, 3, padding="same", name="conv")(image)
     if batchnorm:
-        x = K.BatchNormalization(name="bn")(x)
+        norm = K.BatchNormalization if batchnorm is True else batchnorm
+        x = norm(name="bn")(x)
     tokens = WindowAttention(8, 2, 4, name="attention")(K.Reshape((16, 8))(x))
     tokens = LayerNorm(name="ln")(tokens)
     return tf.keras.Model(image, K.Dense(3, name="head")(K.Flatten()(tokens)))
@@ -217,3 +222,25 @@ def test_config_round_trip():
     x, _ = data()
     clone.inner.set_weights(dp.inner.get_weights())
     np.testing.assert_allclose(clone(x), dp(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", [K.BatchNormalization,
+                                  K.experimental.SyncBatchNormalization])
+def test_every_batchnorm_that_would_learn_private_statistics_is_refused(norm):
+    """Issue 24.4: SyncBatchNormalization is no BatchNormalization subclass; it was let through
+    and its moving statistics learnt from private batches."""
+    live = DPModel(attention_model(batchnorm=norm))
+    live.compile(optimizer=optimizer(clipping="vectorized"), loss=MSE)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        _fit(live, 1)
+    model = attention_model(batchnorm=norm)
+    model.get_layer("bn").trainable = False        # Keras 2: inference mode, stats fixed
+    frozen = DPModel(model)
+    frozen.compile(optimizer=optimizer(clipping="vectorized"), loss=MSE)
+    stats = [w.numpy() for w in model.get_layer("bn").non_trainable_weights]
+    _fit(frozen, 2)
+    for before, after in zip(stats, model.get_layer("bn").non_trainable_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    from tfdphpe.models import freeze_batchnorm
+    with pytest.raises(TypeError, match=norm.__name__):
+        freeze_batchnorm(attention_model(batchnorm=norm))

@@ -1,10 +1,18 @@
 """Keras-native DP training: ``DPModel`` routes ``model.fit`` through ``dp_gradients``.
 
+Record the steps with ``tfdphpe.privacy.PrivacyLedgerCallback`` (``ledger_callback.py``).
+
     dp = DPModel(model)                                     # public_data=S_pub for pdpsgd
     dp.compile(optimizer=make_optimizer("dpsgd", C, sigma, lr, expected_batch_size=B,
                                         clipping="ghost"), loss=per_example_loss)
-    dp.fit(dataset, callbacks=[PrivacyLedgerCallback(num_examples=N, delta=1e-5,
-                                                     sampling="poisson", directory=ckpt_dir)])
+    data = build_dataset(records, pipeline, BatchConfig("poisson", batch_size=B, num_steps=T))
+    dp.fit(data.dataset, callbacks=[PrivacyLedgerCallback(num_examples=N, delta=1e-5,
+                                                          sampling=data.sampling,
+                                                          directory=ckpt_dir)])
+
+The sampler draws its coins from a fresh secret key (``BatchConfig.sampling_key``, never a
+seed); pass its ``SamplingInfo`` to the callback so the statement rests on how the batches were
+really drawn.
 
 Without ``DPModel`` a compiled DP optimizer falls back to TF-Privacy's stock minimize() path (a
 jacobian and a while loop: 7-16x a plain step) and refuses every method but dpsgd. Here every
@@ -21,7 +29,7 @@ Padding: a 0/1 mask marks the examples of a fixed-size (padded) Poisson batch th
 either as Keras's ``sample_weight`` (``(x, y, mask)`` elements) or under ``mask_key`` in a dict
 ``x``. Weights other than 0 and 1 are refused: they would not be a mask.
 
-Each dataset element must be one whole step: the Poisson sampler (tfdphpe.data.sampling) splits a
+Each dataset element must be one whole step: the Poisson sampler (tfdphpe.privacy.sampling) splits a
 step that overflows ``max_batch_size`` into chunks; a dict element with ``num_chunks`` > 1 fails
 the step (raise ``max_batch_size``). Rank-0 entries of dict elements (step numbers) are left out
 of the per-example batch.
@@ -29,14 +37,11 @@ of the per-example batch.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import tensorflow as tf
 
-from tfdphpe.privacy.accounting import SAMPLINGS, BudgetExceededError, PrivacyLedger
-
-_SAMPLER_KINDS = {"poisson": "poisson", "poisson_variable": "poisson", "shuffled": "shuffle"}
+from tfdphpe.keras_utils import updates_batch_statistics
 
 
 # --------------------------------------------------------------------------- checks
@@ -56,10 +61,10 @@ def check_dp_optimizer(optimizer, allow_non_private: bool = False) -> None:
 
 
 def live_batchnorm_layers(model: tf.keras.layers.Layer) -> list[str]:
-    """Names of BatchNorm layers that would learn statistics from (private) training batches."""
+    """Names of BatchNorm-like layers (BatchNormalization, SyncBatchNormalization, any layer with
+    moving statistics) that would learn statistics from (private) training batches."""
     return [layer.name for layer in model._flatten_layers(include_self=False)  # pylint: disable=protected-access
-            if isinstance(layer, tf.keras.layers.BatchNormalization) and layer.trainable
-            and not getattr(layer, "frozen_stats", False)]
+            if updates_batch_statistics(layer)]
 
 
 def per_example_loss(loss) -> Callable[[Any, Any], tf.Tensor]:
@@ -215,7 +220,7 @@ class DPModel(tf.keras.Model):
         if opt.method.projected:
             self._refresh_subspace_if_due(lambda batch: forward(batch)[1], var_list, layers)
         grads = opt.dp_gradients(loss_fn, (x, y), var_list, batch_mask=mask, layers=layers)
-        opt.apply_gradients(zip(grads, var_list))
+        opt.apply_if_finite(grads, var_list)
         outputs, losses = seen[0] if seen else forward((x, y))
         return self._logs(y, outputs, losses, mask)
 
@@ -259,156 +264,3 @@ class DPModel(tf.keras.Model):
         config = dict(config)
         model = tf.keras.layers.deserialize(config.pop("model"), custom_objects=custom_objects)
         return cls(model, **config)
-
-
-# --------------------------------------------------------------------------- the ledger
-def sampling_kind(sampling) -> str:
-    """The ledger's sampling ("poisson" or "shuffle") from a name or a sampler's SamplingInfo."""
-    if isinstance(sampling, str):
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS} (how the dataset's batches "
-                             f"were actually drawn), got {sampling!r}")
-        return sampling
-    method = getattr(sampling, "method", None)
-    if method not in _SAMPLER_KINDS:
-        raise ValueError(f"sampling {method or sampling!r}: training batches must be Poisson or "
-                         "shuffled (tfdphpe.data.sampling), or name the kind: 'poisson'/'shuffle'")
-    return _SAMPLER_KINDS[method]
-
-
-class PrivacyLedgerCallback(tf.keras.callbacks.Callback):
-    """Records every ``fit`` step in a PrivacyLedger and stops before the target epsilon.
-
-    Args:
-      num_examples: N, the size of the private training set.
-      delta: the delta of the guarantee.
-      sampling: how the batches were drawn, required: "poisson" (each example joins each step
-        independently with q = B/N, e.g. tfdphpe.data's Poisson sampler), "shuffle" (fixed-size
-        batches of a shuffled pass; the epsilon then rests on the Poisson assumption and the
-        statement says so), or the ``SamplingInfo`` of a tfdphpe dataset (``.sampling``).
-      target_epsilon: stop (``model.stop_training``) when one more step would exceed it.
-      directory: where ``ledger-<step>.json`` is written at each epoch end (and every
-        ``save_every`` steps, and at the end): beside the Keras checkpoints (ModelCheckpoint,
-        BackupAndRestore), with the same frequency. On resume (the optimizer restored at step t >
-        0) the ledger of step t is read from it; a restored model without that file is refused.
-      save_every: also save every this many steps (match ModelCheckpoint's integer save_freq).
-      log: receives one line per epoch (epsilon so far) and on stopping.
-      **ledger_kwargs: further PrivacyLedger fields (accountant, projection, ...).
-
-    The ledger's sigma, C, B and method come from the model's optimizer. ``epsilon`` is added to
-    each epoch's logs (place the callback before CSVLogger/TensorBoard to log it).
-    """
-
-    def __init__(self, num_examples: int, delta: float, sampling, *,
-                 target_epsilon: Optional[float] = None, directory: Optional[str] = None,
-                 save_every: Optional[int] = None, log: Callable[[str], None] = print,
-                 **ledger_kwargs):
-        super().__init__()
-        self.sampling = sampling_kind(sampling)
-        self._sampler = None if isinstance(sampling, str) else sampling
-        if self._sampler is not None and self._sampler.num_examples != num_examples:
-            raise ValueError(f"the dataset samples from {self._sampler.num_examples} examples, "
-                             f"not num_examples={num_examples}")
-        self.num_examples, self.delta, self.target_epsilon = num_examples, delta, target_epsilon
-        self.directory, self.save_every, self.log = directory, save_every, log
-        self._ledger_kwargs = ledger_kwargs
-        self.ledger: Optional[PrivacyLedger] = None
-        self.stopped_by_budget = False
-        self._synced = False
-
-    def _new_ledger(self, optimizer) -> PrivacyLedger:
-        check_dp_optimizer(optimizer, allow_non_private=True)
-        if self._sampler is not None and self._sampler.batch_size != optimizer.expected_batch_size:
-            raise ValueError(f"the dataset's batch size {self._sampler.batch_size} differs from "
-                             f"the optimizer's expected_batch_size {optimizer.expected_batch_size}")
-        return PrivacyLedger.from_optimizer(
-            optimizer, self.num_examples, self.delta, sampling=self.sampling,
-            target_epsilon=self.target_epsilon if optimizer.method.private else None,
-            **self._ledger_kwargs)
-
-    def on_train_begin(self, logs=None):
-        if getattr(self.model, "_steps_per_execution", None) is not None and \
-                int(self.model._steps_per_execution.numpy()) != 1:   # pylint: disable=protected-access
-            raise ValueError("PrivacyLedgerCallback needs steps_per_execution=1 (one record per "
-                             "step, before it runs)")
-        if self.ledger is None:
-            self.ledger = self._new_ledger(self.model.optimizer)
-        self._synced = False     # other callbacks' on_train_begin may restore a checkpoint
-
-    def _ledger_path(self, step: int) -> str:
-        return os.path.join(self.directory, f"ledger-{step}.json")
-
-    def _sync(self) -> None:
-        """Matches the ledger to the optimizer's step counter (resume), or refuses."""
-        taken = int(self.model.optimizer.iterations.numpy())
-        saved = self._saved_steps()
-        if taken == self.ledger.steps:
-            if taken == 0 and saved:
-                raise FileExistsError(
-                    f"{self.directory} holds ledgers up to step {max(saved)} but the optimizer is "
-                    "at step 0: restore the checkpoint first, or use a new directory")
-            return
-        if self.ledger.steps == 0 and taken in saved:
-            restored = PrivacyLedger.load(self._ledger_path(taken))
-            if not restored.same_configuration(self.ledger):
-                raise RuntimeError(f"{self._ledger_path(taken)} was written for another "
-                                   "configuration (method, sigma, C, B, N, sampling, ...)")
-            self.ledger = restored
-            self.log(f"privacy ledger restored at step {taken} "
-                     f"(epsilon so far {self._epsilon():.4g})")
-            return
-        raise RuntimeError(f"the optimizer has taken {taken} steps but the privacy ledger records "
-                           f"{self.ledger.steps} (no ledger-{taken}.json in {self.directory}); "
-                           "refusing to train with an unknown spent budget")
-
-    def _saved_steps(self) -> set[int]:
-        if not self.directory or not tf.io.gfile.exists(self.directory):
-            return set()
-        return {int(name[len("ledger-"):-len(".json")]) for name in
-                tf.io.gfile.listdir(self.directory)
-                if name.startswith("ledger-") and name.endswith(".json")}
-
-    def _epsilon(self) -> float:
-        return self.ledger.epsilon() if self.ledger.private else float("inf")
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if not self._synced:
-            self._sync()
-            self._synced = True
-        try:
-            self.ledger.record_step()        # before the step runs
-        except BudgetExceededError:
-            self.stopped_by_budget = True
-            raise
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.ledger.private and not self.ledger.can_step():
-            self.model.stop_training = True
-            self.stopped_by_budget = True
-            self.log(f"stopping after step {self.ledger.steps}: one more step would exceed the "
-                     f"target epsilon {self.ledger.target_epsilon:g}")
-        if self.save_every and self.ledger.steps % self.save_every == 0:
-            self.save()
-
-    def on_epoch_end(self, epoch, logs=None):
-        taken = int(self.model.optimizer.iterations.numpy())
-        if taken != self.ledger.steps:
-            raise RuntimeError(f"the optimizer took {taken} steps, the ledger recorded "
-                               f"{self.ledger.steps}")
-        if logs is not None:
-            logs["epsilon"] = self._epsilon()
-        self.log(f"epoch {epoch + 1}: {self.ledger.steps} steps, epsilon "
-                 f"{self._epsilon():.4g} at delta {self.delta:g} ({self.sampling} sampling)")
-        self.save()
-
-    def on_train_end(self, logs=None):
-        self.save()
-
-    def save(self) -> Optional[str]:
-        """Writes ``ledger-<steps>.json`` into ``directory`` (if any); returns its path."""
-        if not self.directory or self.ledger is None:
-            return None
-        tf.io.gfile.makedirs(self.directory)
-        path = self._ledger_path(self.ledger.steps)
-        self.ledger.save(path)
-        return path
