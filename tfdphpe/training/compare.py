@@ -47,3 +47,18 @@ def overlay_figure(models: Sequence[tuple[str, str]], dataset: str, data_dir: st
     labels = ["ground truth"] + [label for label, _ in models]
     grid(rows, labels).save(out_path)
     return out_path
+
+
+def comparison_table(entries: Sequence[tuple[str, dict, str]]) -> str:
+    """Markdown: one row per (label, PCKh metrics, what privacy it has) with the groups and the
+    mean at 0.5, and the mean at 0.1."""
+    from tfdphpe.evaluation.pckh import GROUPS
+
+    names = list(GROUPS) + ["Mean"]
+    lines = ["| model | " + " | ".join(names) + " | Mean@0.1 | privacy |",
+             "|---|" + "---:|" * (len(names) + 1) + "---|"]
+    for label, metrics, privacy in entries:
+        cells = [f"{metrics[f'PCKh@0.5/{n}']:.2f}" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) +
+                     f" | {metrics['PCKh@0.1/Mean']:.2f} | {privacy} |")
+    return "\n".join(lines)
