@@ -24,6 +24,13 @@ flags.DEFINE_integer("first_identity", 0, "Global id of the first person: give d
                      "must share nobody (public, private) disjoint ranges.")
 flags.DEFINE_integer("num_workers", 2, "Rendering processes.")
 flags.DEFINE_list("image_size", ["256", "320"], "Image height,width.")
+# Difficulties (defaults: SyntheticConfig's); configs/demo/*_data.flags make them rarer.
+for _name, _what in (("second_figure_prob", "an unannotated second figure"),
+                     ("occluder_prob", "1-2 occluders over the figure"),
+                     ("truncation_prob", "the figure cut by the image border"),
+                     ("back_view_prob", "the figure seen from behind"),
+                     ("tilt_prob", "a strongly tilted or lying figure")):
+    flags.DEFINE_float(_name, getattr(SyntheticConfig, _name), f"Share of images with {_what}.")
 flags.DEFINE_integer("num_videos", 0, "Video-like mode when > 0: training videos (then "
                      "--num_train/--num_val are not used).")
 flags.DEFINE_integer("num_val_videos", 0, "Validation videos (video mode).")
@@ -40,7 +47,10 @@ def main(argv):
                           first_identity=FLAGS.first_identity,
                           frames_per_video=FLAGS.frames_per_video if video else 0,
                           people_per_frame=FLAGS.people_per_frame if video else 1,
-                          key_pose_every=FLAGS.key_pose_every)
+                          key_pose_every=FLAGS.key_pose_every,
+                          second_figure_prob=FLAGS.second_figure_prob,
+                          occluder_prob=FLAGS.occluder_prob, truncation_prob=FLAGS.truncation_prob,
+                          back_view_prob=FLAGS.back_view_prob, tilt_prob=FLAGS.tilt_prob)
     counts = (FLAGS.num_videos, FLAGS.num_val_videos) if video else (FLAGS.num_train,
                                                                      FLAGS.num_val)
     summary = write_synthetic_dataset(FLAGS.out, *counts, FLAGS.seed, cfg,

@@ -4,8 +4,10 @@ r"""Runs an experiment grid, or prints its commands for a cluster, and collects 
     python scripts/sweep.py --grid=... --sweep_dir=... --print_commands   # one line per run
     python scripts/sweep.py --grid=... --sweep_dir=... --collect_only      # tables + plots
 
-Finished runs (metrics.json present) are skipped; unfinished ones continue with --resume.
-Writes <sweep_dir>/results.{csv,md}, pckh_vs_epsilon_*.png and overlays.png.
+Resumes: finished runs (metrics.json present) are kept and not repeated; unfinished ones continue
+with --resume. A progress line after each run says how many are left and about how long.
+Writes <sweep_dir>/results.{csv,md} (one row per run), with a seed axis summary.{csv,md} (mean
+and 95 % interval over seeds), pckh_vs_epsilon_*.png and overlays.png.
 """
 
 import os
@@ -40,10 +42,11 @@ def main(argv):
         return
     failed = [] if F.collect_only else sweep.run_all(runs, flagfile)
     rows = sweep.collect(runs)
-    csv_path, md_path = sweep.write_tables(rows, F.sweep_dir, list(grid["axes"]))
-    plots = sweep.plot_pckh_vs_epsilon(rows, F.sweep_dir)
-    print(open(md_path).read())
-    print(f"wrote {csv_path}, {md_path}, {len(plots)} plot(s)")
+    seeds = sweep.SEED_AXIS in grid["axes"]
+    paths = sweep.write_tables(rows, F.sweep_dir, list(grid["axes"]))
+    plots = sweep.plot_pckh_vs_epsilon(sweep.summarize(rows) if seeds else rows, F.sweep_dir)
+    print(open(paths[-1]).read())
+    print(f"wrote {', '.join(paths)}, {len(plots)} plot(s)")
     if F.overlay_images and rows:
         fixed = grid.get("fixed", {})
         path = sweep.overlay_figure(runs, fixed.get("dataset", "synthetic"),

@@ -10,9 +10,16 @@ A grid is a JSON file::
     }
 
 Every combination of the axes is one run, named by its axis values, in ``<sweep_dir>/<name>``.
-Runs of method ``none`` ignore the privacy axes (epsilon, clip norm) and appear once. A run is
-done when its ``metrics.json`` exists; any other run is (re)started with ``--resume`` so a
-partly finished sweep continues where it stopped.
+Runs of method ``none`` ignore the privacy axes (epsilon, clip norm) and appear once per value
+of the other axes. An axis ``seed`` repeats each point: the tables and plots then show the mean
+over seeds with a 95 % t-interval (``tfdphpe.evaluation.intervals``).
+
+Resuming: a run is done when its ``metrics.json`` exists and is kept, never repeated; any other
+run is (re)started with ``--resume``, so a half-done run continues from its last checkpoint.
+Each launched run records its flags (``sweep_run.json``); a recorded run whose flags no longer
+match the grid is an error, not silently mixed into the results. After each run a progress
+line gives the runs left and an estimate of the time left (mean duration of the runs of this
+session times the runs to go).
 
 Tests: tests/training/test_sweep.py.
 """
@@ -27,11 +34,17 @@ import os
 import shlex
 import subprocess
 import sys
-from typing import Optional, Sequence
+import time
+from typing import Callable, Optional, Sequence
+
+from tfdphpe.evaluation.intervals import aggregate
 
 PRIVACY_AXES = ("target_epsilon", "l2_norm_clip", "noise_multiplier", "projection_dim",
                 "public_examples", "public_view")
 GROUP_COLUMNS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
+VALUE_COLUMNS = GROUP_COLUMNS + ("Mean@0.1", "epsilon_spent", "steps")
+SEED_AXIS = "seed"
+RECORD_FILE = "sweep_run.json"
 
 
 @dataclasses.dataclass
@@ -50,6 +63,24 @@ class Run:
     @property
     def done(self) -> bool:
         return os.path.exists(os.path.join(self.run_dir, "metrics.json"))
+
+    def _record(self, flagfile: Optional[str]) -> dict:
+        return {"flagfile": flagfile, "flags": {k: _fmt(v) for k, v in self.flags.items()}}
+
+    def check_record(self, flagfile: Optional[str]) -> None:
+        """Raises if this run directory was launched with other flags than the grid's now."""
+        path = os.path.join(self.run_dir, RECORD_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                if json.load(f) != self._record(flagfile):
+                    raise ValueError(f"{self.run_dir} was started with other flags than the "
+                                     f"grid gives now (see {path}); use a new --sweep_dir or "
+                                     "remove that run")
+
+    def write_record(self, flagfile: Optional[str]) -> None:
+        os.makedirs(self.run_dir, exist_ok=True)
+        with open(os.path.join(self.run_dir, RECORD_FILE), "w") as f:
+            json.dump(self._record(flagfile), f, indent=1)
 
 
 def load_grid(path: str) -> dict:
@@ -89,20 +120,54 @@ def expand(grid: dict, sweep_dir: str) -> list[Run]:
     return runs
 
 
-def run_all(runs: Sequence[Run], flagfile: Optional[str], log=print) -> list[Run]:
-    """Runs the unfinished runs one after another; returns those that failed."""
-    failed = []
+Launch = Callable[[list, str], int]
+
+
+def launch_logged(cmd: list, run_dir: str) -> int:
+    """Runs ``cmd``, appending its output to ``<run_dir>/train.log``; returns the exit code."""
+    with open(os.path.join(run_dir, "train.log"), "a") as out:
+        return subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
+
+
+def progress_line(run: Run, code: int, durations: Sequence[float], done: int, total: int,
+                  to_go: int) -> str:
+    """One line after a run: how it ended, runs done and to go, and the time left."""
+    outcome = (f"finished in {_duration(durations[-1])}" if code == 0 else
+               f"FAILED (exit {code}) after {_duration(durations[-1])}, see "
+               f"{run.run_dir}/train.log")
+    mean = sum(durations) / len(durations)
+    left = (f"about {_duration(mean * to_go)} left ({_duration(mean)} per run so far)" if to_go
+            else "nothing left")
+    return f"{run.name}: {outcome} | {done} of {total} done, {to_go} to go, {left}"
+
+
+def run_all(runs: Sequence[Run], flagfile: Optional[str], log=print,
+            launch: Launch = launch_logged, clock=time.monotonic) -> list[Run]:
+    """Runs the unfinished runs one after another; returns those that failed.
+
+    Finished runs (``metrics.json``) are kept and not repeated; see the module docstring."""
+    for run in runs:
+        run.check_record(flagfile)
     todo = [r for r in runs if not r.done]
-    log(f"{len(runs) - len(todo)} of {len(runs)} runs already done")
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already done (kept)")
+    failed, durations = [], []
     for i, run in enumerate(todo):
         cmd = run.command(flagfile, python=sys.executable)
         log(f"[{i + 1}/{len(todo)}] {shlex.join(cmd)}")
-        os.makedirs(run.run_dir, exist_ok=True)
-        with open(os.path.join(run.run_dir, "train.log"), "a") as out:
-            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+        run.write_record(flagfile)
+        start = clock()
+        code = launch(cmd, run.run_dir)
+        durations.append(clock() - start)
         if code != 0:
-            log(f"  run {run.name} failed (exit {code}); see {run.run_dir}/train.log")
             failed.append(run)
+        log(progress_line(run, code, durations, sum(r.done for r in runs), len(runs),
+                          len(todo) - i - 1))
     return failed
 
 
@@ -124,32 +189,55 @@ def collect(runs: Sequence[Run]) -> list[dict]:
     return rows
 
 
-def write_tables(rows: list[dict], out_dir: str, axes: Sequence[str]) -> tuple[str, str]:
-    """results.csv and results.md (the papers' layout: Head ... Ankle, Mean, Mean@0.1)."""
-    os.makedirs(out_dir, exist_ok=True)
-    columns = list(axes) + list(GROUP_COLUMNS) + ["Mean@0.1", "epsilon_spent", "steps"]
-    csv_path = os.path.join(out_dir, "results.csv")
+def summarize(rows: list[dict]) -> list[dict]:
+    """Rows of the same grid point (all axes but the seed) merged: means, ``<column>_ci`` (95 %
+    t-interval half-widths) and ``n`` seeds."""
+    return aggregate(rows, over=SEED_AXIS, values=VALUE_COLUMNS)
+
+
+def _cell(v, ci=None) -> str:
+    if v is None:
+        return "-"
+    if not isinstance(v, float):
+        return str(v)
+    return f"{v:.2f}" if ci is None or ci != ci else f"{v:.2f} ± {ci:.2f}"
+
+
+def _write(rows: list[dict], columns: list[str], out_dir: str, stem: str, sort_by,
+           intervals: Sequence[str] = ()) -> list[str]:
+    csv_path = os.path.join(out_dir, f"{stem}.csv")
+    fields = columns + [f"{c}_ci" for c in intervals]
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    md_path = os.path.join(out_dir, "results.md")
-
-    def cell(v):
-        if v is None:
-            return "-"
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
-
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in sorted(rows, key=lambda r: tuple(str(r.get(a)) for a in axes)):
-        lines.append("| " + " | ".join(cell(row.get(c)) for c in columns) + " |")
+    for row in sorted(rows, key=lambda r: tuple(str(r.get(a)) for a in sort_by)):
+        lines.append("| " + " | ".join(
+            _cell(row.get(c), row.get(f"{c}_ci") if c in intervals else None)
+            for c in columns) + " |")
+    md_path = os.path.join(out_dir, f"{stem}.md")
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    return csv_path, md_path
+    return [csv_path, md_path]
+
+
+def write_tables(rows: list[dict], out_dir: str, axes: Sequence[str]) -> list[str]:
+    """results.csv/.md, one row per run (the papers' layout: Head ... Ankle, Mean, Mean@0.1);
+    with a seed axis also summary.csv/.md: the mean over seeds, the 95 % t-interval of Mean
+    and Mean@0.1 (mean ± half-width) and n. Returns the paths, the summary's last."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = _write(rows, list(axes) + list(VALUE_COLUMNS), out_dir, "results", axes)
+    if SEED_AXIS in axes:
+        point = [a for a in axes if a != SEED_AXIS]
+        paths += _write(summarize(rows), point + list(VALUE_COLUMNS) + ["n"], out_dir,
+                        "summary", point, intervals=("Mean", "Mean@0.1"))
+    return paths
 
 
 def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
-    """PNG per (strategy, clip norm): PCKh@0.5 Mean against epsilon, one line per method."""
+    """PNG per (strategy, clip norm): PCKh@0.5 Mean against epsilon, one line per method; with
+    ``Mean_ci`` in the rows (``summarize``), 95 % interval bars (and a band for non-private)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -164,18 +252,28 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
                    r.get("target_epsilon") is not None and r.get("Mean") is not None]
         if not private:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in sorted({r["method"] for r in private}):
-            pts = sorted((float(r["target_epsilon"]), r["Mean"]) for r in private
-                         if r["method"] == method)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        methods = sorted({r["method"] for r in private})
+        for k, method in enumerate(methods):
+            pts = sorted((float(r["target_epsilon"]), r["Mean"], r.get("Mean_ci") or 0.0)
+                         for r in private if r["method"] == method)
+            # Side by side in log-x so the interval bars do not hide each other.
+            shift = 1.0 + 0.05 * (k - (len(methods) - 1) / 2)
+            ax.errorbar([p[0] * shift for p in pts], [p[1] for p in pts],
+                        yerr=[p[2] if p[2] == p[2] else 0.0 for p in pts], marker="o",
+                        capsize=3, label=method)
         for r in baseline:
             if r.get("strategy", "-") == strategy:
                 ax.axhline(r["Mean"], color="gray", linestyle="--", label="non-private")
+                ci = r.get("Mean_ci")
+                if ci and ci == ci:
+                    ax.axhspan(r["Mean"] - ci, r["Mean"] + ci, color="gray", alpha=0.15)
         ax.set_xscale("log")
         ax.set_xlabel("epsilon")
         ax.set_ylabel("PCKh@0.5 Mean")
-        ax.set_title(f"strategy {strategy}, C = {clip}")
+        n = max(r.get("n", 1) for r in private)
+        ax.set_title(f"strategy {strategy}, C = {clip}" +
+                     (f" (mean of {n} seeds, 95 % interval)" if n > 1 else ""))
         ax.grid(True, alpha=0.3)
         ax.legend()
         path = os.path.join(out_dir, f"pckh_vs_epsilon_{strategy}_C{clip}.png")
@@ -188,30 +286,13 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
 
 def overlay_figure(runs: Sequence[Run], dataset: str, data_dir: str, out_path: str,
                    num_images: int = 4) -> str:
-    """The same validation images with each run's predicted skeletons, one row per run."""
-    from PIL import Image
+    """The same validation people with each finished run's predicted skeletons, one row per run
+    (with a seed axis, the first seed's runs only)."""
+    from tfdphpe.training.compare import overlay_figure as draw
 
-    from tfdphpe.evaluation.visualize import draw_poses, grid
-    from tfdphpe.training.evaluate import predict_run
-    from tfdphpe.training.datasets import load_split
-
-    val = load_split(dataset, data_dir, "val")
-    records = list(val.records)[:num_images]
-    rows, labels = [], []
-    for run in runs:
-        if not run.done:
-            continue
-        preds = predict_run(run.run_dir, records, val.joint_set)
-        images = [draw_poses(Image.open(r.image_path), kp[None], sc[None],
-                             val.joint_set.skeleton, val.joint_set.names, score_threshold=0.0)
-                  for r, kp, sc in zip(records, preds.keypoints, preds.scores)]
-        rows.append(images)
-        labels.append(run.name.replace("_", "\n"))
-    if not rows:
+    first_seed = min((r.flags[SEED_AXIS] for r in runs if SEED_AXIS in r.flags), default=None)
+    shown = [(r.name.replace("_", "\n"), r.run_dir) for r in runs
+             if r.done and r.flags.get(SEED_AXIS) == first_seed]
+    if not shown:
         raise ValueError("no finished runs to draw")
-    gt = [draw_poses(Image.open(r.image_path), r.keypoints[None], r.visible[None],
-                     val.joint_set.skeleton, val.joint_set.names, score_threshold=0.5)
-          for r in records]
-    picture = grid([gt] + rows, ["ground truth"] + labels)
-    picture.save(out_path)
-    return out_path
+    return draw(shown, dataset, data_dir, out_path, num_images)

@@ -32,7 +32,8 @@ video-like mode: people tracked over frames) and ``writers`` (the image and anno
 """
 
 from tfdphpe.data.synthetic.annotation import JOINT_PARTS
-from tfdphpe.data.synthetic.config import SPLIT_NAMES, SyntheticConfig
+from tfdphpe.data.synthetic.config import (SPLIT_NAMES, SyntheticConfig, check_disjoint,
+                                           identity_range)
 from tfdphpe.data.synthetic.drawing import PARTS, HeadFrame, P, draw_figure
 from tfdphpe.data.synthetic.kinematics import (DOWN, HAIR, POSE_FAMILIES, SKIN, J,
                                                identity_params, sample_pose, skeleton_3d)
@@ -41,6 +42,6 @@ from tfdphpe.data.synthetic.video import render_frame
 from tfdphpe.data.synthetic.writers import write_synthetic_dataset
 
 __all__ = ["DOWN", "HAIR", "J", "JOINT_PARTS", "P", "PARTS", "POSE_FAMILIES", "SKIN",
-           "SPLIT_NAMES", "HeadFrame", "SyntheticConfig", "draw_figure", "identity_params",
-           "render_example", "render_frame", "sample_pose", "skeleton_3d",
-           "write_synthetic_dataset"]
+           "SPLIT_NAMES", "HeadFrame", "SyntheticConfig", "check_disjoint", "draw_figure",
+           "identity_params", "identity_range", "render_example", "render_frame",
+           "sample_pose", "skeleton_3d", "write_synthetic_dataset"]

@@ -1,6 +1,7 @@
 """Options of the synthetic generator and the split names its modules share.
 
-Tests: tests/data/synthetic/test_writers.py, tests/data/synthetic/test_video.py.
+Tests: tests/data/synthetic/test_config.py, tests/data/synthetic/test_writers.py,
+tests/data/synthetic/test_video.py.
 """
 
 from __future__ import annotations
@@ -67,3 +68,20 @@ class SyntheticConfig:
             if f.name in _LATER_OPTIONS and out[f.name] == f.default:
                 del out[f.name]
         return out
+
+
+def identity_range(info: dict) -> range:
+    """The global person ids a data set may contain, from its ``info.json``."""
+    first = info["config"].get("first_identity", 0)
+    return range(first, first + info["num_identities"])
+
+
+def check_disjoint(public: dict, private: dict) -> None:
+    """Raises ``ValueError`` unless two data sets (their ``info.json``) have different seeds
+    and disjoint identity ranges, i.e. share no person and no random stream."""
+    a, b = identity_range(public), identity_range(private)
+    if public["seed"] == private["seed"]:
+        raise ValueError(f"public and private synthetic sets share the seed {public['seed']}")
+    if a.start < b.stop and b.start < a.stop:
+        raise ValueError(f"public identities {a.start}..{a.stop - 1} overlap the private ones "
+                         f"{b.start}..{b.stop - 1}")
