@@ -20,7 +20,9 @@ import time
 
 from absl import flags
 
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
+
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("kind", "white_box", ["white_box", "black_box"],

@@ -1,12 +1,12 @@
 r"""The demo: what DP fine-tuning keeps of a public model (synthetic data, 2-core CPU sized).
 
     make demo                      # generates the private synthetic set, then runs this
-    python scripts/demo.py         # the same, once data/synthetic/private exists
+    python scripts/demo.py         # the same, once data/synthetic/demo_private exists
 
 1. Set-up: checks that the private set shares no seed and no person with the public model's
    data, and writes the shipped public model (tfdphpe/models/pretrained/) as a .keras file.
 2. Scores the public model on the private validation people (before any private training).
-3. Fine-tunes it with DP (configs/quickstart.flags: DP-SGD at epsilon 1) and, for comparison,
+3. Fine-tunes it with DP (configs/demo/finetune.flags: FP-DP at epsilon 1) and, for comparison,
    non-privately with the same recipe and length (--nonprivate=false skips it).
 4. Prints the three side by side and the privacy statement; draws public / DP / non-private
    predictions of a few validation people into <run_dir>/overlays.png.
@@ -25,7 +25,8 @@ import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
 _app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
 
 F = flags.FLAGS
-flags.DEFINE_string("flagfile_dp", "configs/quickstart.flags", "Fine-tuning recipe (train.py).")
+flags.DEFINE_string("flagfile_dp", "configs/demo/finetune.flags",
+                    "Fine-tuning recipe (train.py flags).")
 flags.DEFINE_string("data_dir", "data/synthetic/demo_private", "Private synthetic set "
                     "(configs/demo/private_data.flags).")
 flags.DEFINE_string("run_dir", "runs/demo", "Where the demo's runs and pictures go.")
@@ -64,6 +65,7 @@ def fine_tune(name: str, *extra: str) -> dict:
 
 def main(argv):
     del argv
+    _app.data_logs_at_warning()
     t0 = time.time()
     public = setup()
     if F.setup_only:

@@ -1,6 +1,6 @@
 r"""Makes the public model shipped in tfdphpe/models/pretrained/ (the exact command behind it).
 
-    python scripts/make_public_model.py            # about 3.5 h on a 2-core CPU
+    python scripts/make_public_model.py            # about 2 h on a 2-core CPU
 
 1. Renders the public synthetic set (configs/demo/public_data.flags: seed 1000, people from
    1,000,000) and the demo's private set (configs/demo/private_data.flags), if missing.

@@ -18,7 +18,9 @@ import shlex
 
 from absl import app, flags
 
-import _app  # scripts/_app.py: absl's app.run, help exits 0
+import _app  # scripts/_app.py: absl's app.run, help exits 0, quiet start
+
+_app.quiet_start()    # before TensorFlow is imported: its start-up chatter stays out
 
 from tfdphpe.training import sweep
 

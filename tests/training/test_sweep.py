@@ -44,6 +44,25 @@ def test_grid_with_seeds_expands_once_per_seed(tmp_path):
     assert sum(r.flags["method"] == "none" for r in runs) == 3
 
 
+def test_with_gives_flags_that_follow_an_axis_value(tmp_path):
+    grid = {"axes": {"privacy_unit": ["example", "identity"], "target_epsilon": [1, 8]},
+            "with": {"privacy_unit": {"example": {"batch_size": 64},
+                                      "identity": {"batch_size": 16, "examples_per_unit": 4}}}}
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(grid))
+    runs = sweep.expand(sweep.load_grid(str(path)), str(tmp_path))
+    assert len(runs) == 4
+    for run in runs:
+        want = 64 if run.flags["privacy_unit"] == "example" else 16
+        assert run.flags["batch_size"] == want
+        assert ("examples_per_unit" in run.flags) == (run.flags["privacy_unit"] == "identity")
+        assert "batch_size" not in run.name       # named by the axes only
+    grid["with"]["privacy_unit"]["video"] = {"batch_size": 8}
+    path.write_text(json.dumps(grid))
+    with pytest.raises(ValueError, match="video"):
+        sweep.load_grid(str(path))
+
+
 def test_half_done_grid_resumes_without_repeating_finished_runs(tmp_path):
     runs = sweep.expand(GRID, str(tmp_path))
     for run in runs[:4]:                       # finished before the interruption

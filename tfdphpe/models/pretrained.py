@@ -49,13 +49,16 @@ def load_public_model(name: str = DEFAULT_MODEL):
     model = build_pose_model(variant, tuple(card["input_size"]),
                              num_joints=len(card["joints"]), split_ratio=card["split_ratio"])
     tensors = load_file(_paths(name)[0])
-    names = {w.name for w in model.weights}
-    if set(tensors) != names:
-        raise ValueError(f"{_paths(name)[0]} does not match the model: missing "
-                         f"{sorted(names - set(tensors))[:3]}, unexpected "
-                         f"{sorted(set(tensors) - names)[:3]}")
-    for w in model.weights:
-        w.assign(tensors[w.name].astype(w.dtype.as_numpy_dtype))
+    keys = sorted(tensors)                      # "0000/<weight name>": the weight's position
+    if len(keys) != len(model.weights):
+        raise ValueError(f"{_paths(name)[0]} holds {len(keys)} tensors; the model of its card "
+                         f"has {len(model.weights)} weights")
+    for key, w in zip(keys, model.weights):
+        value = tensors[key]
+        if tuple(value.shape) != tuple(w.shape):
+            raise ValueError(f"{_paths(name)[0]}: tensor {key} has shape {value.shape}, the "
+                             f"model's weight {w.name} {tuple(w.shape)}")
+        w.assign(value.astype(w.dtype.as_numpy_dtype))
     return model
 
 
@@ -65,12 +68,14 @@ def save_public_model(model, stem: str, card: dict, variant,
     the architecture fields the loader needs); returns both paths."""
     from safetensors.numpy import save_file
 
+    # Keyed by position: a model loaded from a .keras file repeats weight names across blocks
+    # (271 weights, 40 distinct names for TinyViT-5M), so a name alone would overwrite tensors.
     tensors = {}
-    for w in model.weights:
+    for index, w in enumerate(model.weights):
         value = w.numpy()
         if np.abs(value).max(initial=0.0) > _FLOAT16_MAX:
             raise ValueError(f"{w.name} does not fit in float16 (max |w| {np.abs(value).max()})")
-        tensors[w.name] = value.astype(np.float16)
+        tensors[f"{index:04d}/{w.name}"] = value.astype(np.float16)
     weights_path, card_path = _paths(stem)
     os.makedirs(os.path.dirname(weights_path) or ".", exist_ok=True)
     save_file(tensors, weights_path)

@@ -10,6 +10,12 @@ A grid is a JSON file::
     }
 
 Every combination of the axes is one run, named by its axis values, in ``<sweep_dir>/<name>``.
+Flags that must follow an axis value go in ``"with"``, e.g. the batch that keeps the examples per
+step equal across privacy units::
+
+    "with": {"privacy_unit": {"example": {"batch_size": 64},
+                              "identity": {"batch_size": 16, "examples_per_unit": 4}}}
+
 Runs of method ``none`` ignore the privacy axes (epsilon, clip norm) and appear once per value
 of the other axes. An axis ``seed`` repeats each point: the tables and plots then show the mean
 over seeds with a 95 % t-interval (``tfdphpe.evaluation.intervals``).
@@ -93,6 +99,14 @@ def load_grid(path: str) -> dict:
     for k, v in grid["axes"].items():
         if not isinstance(v, list) or not v:
             raise ValueError(f"{path}: axis {k!r} must be a non-empty list")
+    for axis, by_value in grid.get("with", {}).items():
+        values = {_fmt(v) for v in grid["axes"].get(axis, [])}
+        if axis not in grid["axes"] or not isinstance(by_value, dict):
+            raise ValueError(f"{path}: 'with' names {axis!r}, which is not an axis")
+        unknown = sorted(set(by_value) - values)
+        if unknown:
+            raise ValueError(f"{path}: 'with' {axis!r} gives flags for {unknown}, not values "
+                             f"of that axis ({sorted(values)})")
     return grid
 
 
@@ -115,6 +129,8 @@ def expand(grid: dict, sweep_dir: str) -> list[Run]:
             continue
         seen.add(key)
         flags.update(point)
+        for axis, value in point.items():      # flags that follow an axis value ("with")
+            flags.update(grid.get("with", {}).get(axis, {}).get(_fmt(value), {}))
         name = "_".join(f"{k}-{_fmt(v)}" for k, v in point.items())
         runs.append(Run(name=name, flags=flags, run_dir=os.path.join(sweep_dir, name)))
     return runs

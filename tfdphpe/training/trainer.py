@@ -507,7 +507,7 @@ class Trainer:
         for unit, stats in groupings.items():
             eps, delta = ledger.group_epsilon(stats["max"])
             out[unit] = dict(stats, epsilon=eps, delta=delta, statement=(
-                f"NOTE: this protects one example, not one {unit}: a {unit} holds up to "
+                f"NOTE: this protects one example, not one {unit}: one {unit} holds up to "
                 f"{stats['max']} examples here (median {stats['median']:g}). By group privacy "
                 f"a whole {unit} of {stats['max']} gets only epsilon = {eps:.4g}, delta = "
                 f"{delta:.3g}. Train with --privacy_unit={unit} to protect it."))
