@@ -46,7 +46,8 @@ def main(argv):
     rows = sweep.collect(runs)
     seeds = sweep.SEED_AXIS in grid["axes"]
     paths = sweep.write_tables(rows, F.sweep_dir, list(grid["axes"]))
-    plots = sweep.plot_pckh_vs_epsilon(sweep.summarize(rows) if seeds else rows, F.sweep_dir)
+    plots = sweep.plot_pckh_vs_epsilon(sweep.summarize(rows) if seeds else rows, F.sweep_dir,
+                                       sweep.series_axes(list(grid["axes"])))
     print(open(paths[-1]).read())
     print(f"wrote {', '.join(paths)}, {len(plots)} plot(s)")
     if F.overlay_images and rows:

@@ -57,6 +57,12 @@ def test_with_gives_flags_that_follow_an_axis_value(tmp_path):
         assert run.flags["batch_size"] == want
         assert ("examples_per_unit" in run.flags) == (run.flags["privacy_unit"] == "identity")
         assert "batch_size" not in run.name       # named by the axes only
+    for run in runs:
+        _finish(run, 60.0 if run.flags["privacy_unit"] == "identity" else 70.0)
+    series = sweep.series_axes(list(grid["axes"]))
+    assert series == ["privacy_unit"]
+    plots = sweep.plot_pckh_vs_epsilon(sweep.collect(runs), str(tmp_path), series)
+    assert len(plots) == 1 and os.path.getsize(plots[0]) > 0     # one line per unit, no method
     grid["with"]["privacy_unit"]["video"] = {"batch_size": 8}
     path.write_text(json.dumps(grid))
     with pytest.raises(ValueError, match="video"):

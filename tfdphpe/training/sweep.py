@@ -251,9 +251,17 @@ def write_tables(rows: list[dict], out_dir: str, axes: Sequence[str]) -> list[st
     return paths
 
 
-def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
-    """PNG per (strategy, clip norm): PCKh@0.5 Mean against epsilon, one line per method; with
-    ``Mean_ci`` in the rows (``summarize``), 95 % interval bars (and a band for non-private)."""
+def series_axes(axes: Sequence[str]) -> list[str]:
+    """The axes that name a plot's lines: all but epsilon, the seed and the per-plot ones."""
+    return [a for a in axes if a not in ("target_epsilon", SEED_AXIS, "strategy",
+                                         "l2_norm_clip")] or ["method"]
+
+
+def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
+                         series: Sequence[str] = ("method",)) -> list[str]:
+    """PNG per (strategy, clip norm): PCKh@0.5 Mean against epsilon, one line per value of the
+    ``series`` axes (e.g. method, or privacy_unit); with ``Mean_ci`` in the rows
+    (``summarize``), 95 % interval bars (and a band for non-private)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -269,10 +277,12 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
         if not private:
             continue
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        methods = sorted({r["method"] for r in private})
+        def line(r):
+            return ", ".join(str(r.get(a, "-")) for a in series)
+        methods = sorted({line(r) for r in private})
         for k, method in enumerate(methods):
             pts = sorted((float(r["target_epsilon"]), r["Mean"], r.get("Mean_ci") or 0.0)
-                         for r in private if r["method"] == method)
+                         for r in private if line(r) == method)
             # Side by side in log-x so the interval bars do not hide each other.
             shift = 1.0 + 0.05 * (k - (len(methods) - 1) / 2)
             ax.errorbar([p[0] * shift for p in pts], [p[1] for p in pts],
@@ -288,11 +298,14 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str) -> list[str]:
         ax.set_xlabel("epsilon")
         ax.set_ylabel("PCKh@0.5 Mean")
         n = max(r.get("n", 1) for r in private)
-        ax.set_title(f"strategy {strategy}, C = {clip}" +
-                     (f" (mean of {n} seeds, 95 % interval)" if n > 1 else ""))
+        where = ", ".join(s for s, v in ((f"strategy {strategy}", strategy), (f"C = {clip}", clip))
+                          if v != "-")      # axes of the grid, else the base flagfile's
+        ax.set_title(where + (f" (mean of {n} seeds, 95 % interval)" if n > 1 else ""))
         ax.grid(True, alpha=0.3)
         ax.legend()
-        path = os.path.join(out_dir, f"pckh_vs_epsilon_{strategy}_C{clip}.png")
+        stem = "pckh_vs_epsilon" + ("" if (strategy, clip) == ("-", "-") else
+                                    f"_{strategy}_C{clip}")
+        path = os.path.join(out_dir, stem + ".png")
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
