@@ -39,11 +39,13 @@ def run(main, **kwargs) -> None:
 # What TensorFlow and its libraries print that says nothing a user can act on: C++ start-up
 # lines (oneDNN, CUDA probes on a machine without CUDA, CPU feature notes), the vectorizer's
 # per-convolution loop notice (known and measured, docs/benchmarks.md), the checkpoint writer's
-# sharding-callback notes, dp_accounting's "excluding this RDP order" notes at large q.
+# sharding-callback notes, dp_accounting's "excluding this RDP order" notes at large q, the
+# retracing note when a figure loads one model per run (one predict function each, by design).
 _NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub", "cuda_platform",
           "cuda drivers", "cpu_feature_guard", "rebuild TensorFlow with the appropriate",
           "Unable to register cu", "TF-TRT", "uses a while_loop", "sharding callback",
-          "AutoGraph could not", "failed to converge after", "Skipping full serialization")
+          "AutoGraph could not", "failed to converge after", "Skipping full serialization",
+          "make_predict_fn.<locals>.predict at")
 
 
 def _noise(text: str) -> bool:

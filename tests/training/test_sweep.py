@@ -44,6 +44,17 @@ def test_grid_with_seeds_expands_once_per_seed(tmp_path):
     assert sum(r.flags["method"] == "none" for r in runs) == 3
 
 
+@pytest.mark.parametrize("path", ["configs/synthetic_benchmark/public_model_grid.json",
+                                  "configs/mpii_grid.json"])
+def test_shipped_benchmark_grids_load_and_name_existing_flagfiles(path, tmp_path):
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    grid = sweep.load_grid(os.path.join(root, path))
+    assert os.path.exists(os.path.join(root, grid["flagfile"]))
+    runs = sweep.expand(grid, str(tmp_path))
+    # 3 seeds x (none + 4 methods x 3 budgets): the benchmark the docs report.
+    assert len(runs) == 39 and sum(r.flags["method"] == "none" for r in runs) == 3
+
+
 def test_with_gives_flags_that_follow_an_axis_value(tmp_path):
     grid = {"axes": {"privacy_unit": ["example", "identity"], "target_epsilon": [1, 8]},
             "with": {"privacy_unit": {"example": {"batch_size": 64},

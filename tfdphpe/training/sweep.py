@@ -265,6 +265,7 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
 
     paths = []
     groups: dict = {}
@@ -295,12 +296,17 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
                 if ci and ci == ci:
                     ax.axhspan(r["Mean"] - ci, r["Mean"] + ci, color="gray", alpha=0.15)
         ax.set_xscale("log")
+        # Ticks at the budgets run, not log-scale minor labels that overlap.
+        budgets = sorted({float(r["target_epsilon"]) for r in private})
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("epsilon")
         ax.set_ylabel("PCKh@0.5 Mean")
         n = max(r.get("n", 1) for r in private)
         where = ", ".join(s for s, v in ((f"strategy {strategy}", strategy), (f"C = {clip}", clip))
                           if v != "-")      # axes of the grid, else the base flagfile's
-        ax.set_title(where + (f" (mean of {n} seeds, 95 % interval)" if n > 1 else ""))
+        seeds = f"mean of {n} seeds, 95 % interval" if n > 1 else ""
+        ax.set_title(", ".join(t for t in (where, seeds) if t) or "PCKh@0.5 against epsilon")
         ax.grid(True, alpha=0.3)
         ax.legend()
         stem = "pckh_vs_epsilon" + ("" if (strategy, clip) == ("-", "-") else
