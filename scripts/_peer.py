@@ -16,8 +16,11 @@ of one batch, so data loading costs nothing):
 Models: an MLP (Dense x4), a transformer encoder (Embedding + 2 x [MultiHeadAttention,
 LayerNorm, Dense MLP, LayerNorm]), and the TinyViT-5M pose model (finetune strategy, BatchNorm
 frozen; its two SimCC outputs concatenated so one standard loss serves both DPModels). Time per
-step: median of timed rounds that interleave the entries. Peak live-tensor memory: each entry in
-a fresh subprocess with TensorFlow's BFC allocator on the CPU, two steps.
+step: median of timed rounds that interleave the entries in a fresh random order (an entry run
+right after a heavier one pays 3-4 %, which a fixed order would bias); each round times as many
+consecutive steps of an entry as make one plain sample last 50 ms (millisecond steps timed one
+at a time move by 10-20 % with the scheduler). Peak live-tensor memory: each entry in a fresh
+subprocess with TensorFlow's BFC allocator on the CPU, two steps.
 """
 
 from __future__ import annotations
@@ -166,6 +169,17 @@ def _peak(spec: str, argv) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+def _repeats(plain_step, sample_seconds: float = 0.05) -> int:
+    """Steps per timed sample, so that one sample of the plain step lasts at least
+    ``sample_seconds``: a millisecond step timed alone moves by 10-20 % with the scheduler."""
+    plain_step()
+    start = time.perf_counter()
+    for _ in range(3):
+        plain_step()
+    per_step = (time.perf_counter() - start) / 3
+    return max(1, int(np.ceil(sample_seconds / max(per_step, 1e-6))))
+
+
 def run(models, batch_sizes, rounds: int, input_size, memory: bool, argv) -> list[tuple]:
     """Times (and measures) every entry; prints one table per model and batch; returns rows."""
     rows = []
@@ -178,15 +192,19 @@ def run(models, batch_sizes, rounds: int, input_size, memory: bool, argv) -> lis
                 steps[entry]()           # trace
                 if entry == "tfp_fast":
                     fast = fast_path_used(fit_model)
+            repeats = _repeats(steps["plain"])
             times = {e: [] for e in ENTRIES}
+            order = np.random.default_rng(0)
             for _ in range(rounds):
-                for entry in ENTRIES:
+                for entry in order.permutation(ENTRIES):
                     start = time.perf_counter()
-                    steps[entry]()
-                    times[entry].append(time.perf_counter() - start)
+                    for _ in range(repeats):
+                        steps[entry]()
+                    times[entry].append((time.perf_counter() - start) / repeats)
             base = float(np.median(times["plain"]))
             path = "registry" if fast else "fallback (microbatched per-example)"
-            print(f"\n[{name}, batch {b}] TF-Privacy path: {path}", flush=True)
+            print(f"\n[{name}, batch {b}] TF-Privacy path: {path}; {rounds} rounds of "
+                  f"{repeats} step(s) per entry", flush=True)
             for entry in ENTRIES:
                 t = float(np.median(times[entry]))
                 mem = peaks.get(entry, float("nan")) / peaks["plain"] if peaks else float("nan")

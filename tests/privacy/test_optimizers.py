@@ -182,6 +182,22 @@ def test_noise_std_is_sigma_c_over_b_once_per_step():
     assert not np.allclose(_noise_only(secret, model, steps=1)[0], samples[0])
 
 
+def test_noise_drawn_early_or_chained_after_the_sums_is_the_same_noise(monkeypatch):
+    from tfdphpe.privacy import noise
+    model = _noise_model()                      # 8080 coordinates in 4 variables
+    early = noise.EARLY_NOISE_ELEMENTS
+    assert noise._chained([tf.zeros([8080])]) is False
+    assert noise._chained([tf.zeros([early + 1])]) is True
+    values = {}
+    for bound in (early, 0):                    # early draws, then chunks chained
+        monkeypatch.setattr(noise, "EARLY_NOISE_ELEMENTS", bound)
+        opt = privacy.make_optimizer("dpsgd", 0.6, 1.7, 0.1, expected_batch_size=5, seed=11)
+        values[bound] = _noise_only(opt, model, steps=2)
+    # Only the order of the draws differs: the keyed values are identical.
+    np.testing.assert_array_equal(values[early], values[0])
+    assert np.std(values[0]) > 0
+
+
 def test_noise_and_accounting_come_from_the_same_query():
     opt = privacy.make_optimizer("fpdp", 0.5, 1.3, 0.1, expected_batch_size=32)
     assert opt.dp_event() == dp_accounting.GaussianDpEvent(1.3)

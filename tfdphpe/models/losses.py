@@ -12,7 +12,7 @@ def _axis_kl(target: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """KL(target || softmax(logits)) over the last axis; 0 * log 0 taken as 0."""
     log_q = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     target = tf.cast(target, tf.float32)
-    safe = tf.where(target > 0, target, tf.ones_like(target))
+    safe = tf.where(target > 0, target, tf.ones([], tf.float32))   # no folded full-size 1s
     return tf.reduce_sum(target * (tf.math.log(safe) - log_q), axis=-1)
 
 

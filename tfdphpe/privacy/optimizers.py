@@ -216,7 +216,7 @@ def make_dp_optimizer_class(generic_cls):
             skipped = self.skipped_updates
             context = tf.distribute.get_replica_context()
             if context is not None and context.num_replicas_in_sync > 1:
-                grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+                grads = [tf.where(finite, g, tf.zeros([], g.dtype)) for g in grads]
                 self.apply_gradients(zip(grads, var_list))
                 skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
                 return finite

@@ -18,8 +18,7 @@ import tensorflow as tf
 from tfdphpe.privacy.ghost import fusion
 from tfdphpe.privacy.ghost.recording import graph_ops, public_view_calls, record_calls
 from tfdphpe.privacy.ghost.registry import UnsupportedLayerError, float32, rule_for
-from tfdphpe.privacy.ghost.works import zero_rows
-from tfdphpe.privacy.mechanisms import clip_scales, keep_mask, record_losses
+from tfdphpe.privacy.mechanisms import clip_scales, keep_mask, record_losses, zero_rows
 from tfdphpe.privacy.per_example import LossFn, Variables
 
 _ZERO = tf.UnconnectedGradients.ZERO
@@ -155,10 +154,12 @@ def ghost_clipped_sum(l2_norm_clip: tf.Tensor, loss_fn: LossFn, batch: Any, var_
     keep, poisoned = keep_mask(norms, mask)
     scale = tf.where(keep, clip_scales(norms, l2_norm_clip), tf.zeros_like(norms))
     _guard(works, keep, poisoned)
-    result = [tf.zeros_like(v) for v in var_list]
+    result = [None] * len(var_list)
     for work in works:
         for i, s in work.clipped_sums(scale):
             result[i] = tf.cast(s, var_list[i].dtype)
+    # A variable whose layer was never called has a zero gradient.
+    result = [tf.zeros_like(v) if r is None else r for r, v in zip(result, var_list)]
     return (result, norms) if return_norms else result
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfdphpe.privacy.ghost.registry import Rule, register_rule
 from tfdphpe.privacy.ghost.works import Work
+from tfdphpe.privacy.per_example import row_squared_norms
 
 
 class EmbeddingWork(Work):
@@ -40,7 +41,7 @@ class EmbeddingWork(Work):
         group, group_record, count = self._groups()
         flat = tf.reshape(self.g, [-1, tf.shape(self.g)[-1]])
         sums = tf.math.unsorted_segment_sum(flat, group, count)
-        return tf.math.unsorted_segment_sum(tf.reduce_sum(tf.square(sums), 1), group_record,
+        return tf.math.unsorted_segment_sum(row_squared_norms(sums), group_record,
                                             self.n)
 
     def guarded(self) -> list:
