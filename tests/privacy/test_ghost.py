@@ -151,6 +151,22 @@ def test_mask_and_nonfinite_padding_inside_tf_function():
     assert _rel(got, want) < 1e-5
 
 
+def test_record_guard_builds_no_tensor_sized_zeros():
+    # A zeros_like of a statically shaped tensor is constant-folded into a constant as large as
+    # the tensor, kept for the whole run (it cost the transformer of bench_privacy --peer 17 %
+    # more peak tensors): the guard's 0 must be a broadcast scalar.
+    fn = tf.function(lambda t, keep: mechanisms.zero_rows([t], keep))
+    graph = fn.get_concrete_function(tf.TensorSpec([64, 64, 256]),
+                                     tf.TensorSpec([64], tf.bool)).graph
+    sized = [op.name for op in graph.get_operations()
+             if op.type in ("ZerosLike", "Fill", "Const")
+             and (op.outputs[0].shape.num_elements() or 0) > 64]
+    assert not sized
+    t = tf.constant([[1.0, np.nan], [2.0, 3.0]])
+    np.testing.assert_array_equal(
+        mechanisms.zero_rows([t], tf.constant([False, True]))[0].numpy(), [[0, 0], [2, 3]])
+
+
 def test_nonfinite_example_is_left_out_not_poisoning_the_sum():
     """A record whose norm is not finite contributes nothing (sensitivity still C); NaN in the
     sum would make the release depend on whether that one example was sampled."""
