@@ -78,9 +78,11 @@ class KeyedGaussianSumQuery(gaussian_query.GaussianSumQuery):
         flat = tf.nest.flatten(sample_state)
         chained = _chained(flat)
         noised = []
-        for index, chunk in enumerate(_noise_chunks(flat)):
-            # One draw per chunk of consecutive tensors, split per tensor: the same distribution
-            # as one draw per tensor, in a few ops for many small variables.
+        for index, chunk in enumerate(_noise_chunks(flat) if chained else
+                                      [[i] for i in range(len(flat))]):
+            # Chained: one draw per chunk of consecutive tensors, split per tensor (the same
+            # distribution as one draw per tensor, in a few ops for many small variables).
+            # Early: one draw per tensor, no split (its copies would double the noise held).
             values = [flat[i] for i in chunk]
             sizes = [tf.size(value) for value in values]
             seed = tf.random.experimental.stateless_fold_in(noise_seed, index)
@@ -97,13 +99,13 @@ class KeyedGaussianSumQuery(gaussian_query.GaussianSumQuery):
         return result, global_state, event
 
 
-# Up to this many noise values (4 MiB in float32) are drawn with no dependency on the sums, so
-# that inside tf.function the executor draws them while the forward and backward passes run:
-# on a model whose step takes milliseconds that overlap is the difference (measured on
-# bench_privacy --peer's MLP at batch 64: 1.98x a plain step against 2.20x chained), and the
-# noise held early costs at most 4 MiB. Above it, each chunk's draw waits for the previous
-# chunk's sum, so that no more than about the largest variable's worth of noise is alive
-# beyond the sums (a draw of everything ahead cost the 5M-parameter pose model +5 % peak
+# Up to this many noise values (4 MiB in float32) are drawn one per variable with no dependency
+# on the sums, so that inside tf.function the executor draws them while the forward and
+# backward passes run: on a model whose step takes milliseconds that overlap is the difference
+# (measured on bench_privacy --peer's MLP at batch 64: 1.98x a plain step against 2.20x
+# chained), and the noise held early costs at most 4 MiB. Above it, each chunk's draw waits for
+# the previous chunk's sum, so that no more than about the largest variable's worth of noise is
+# alive beyond the sums (a draw of everything ahead cost the 5M-parameter pose model +5 % peak
 # tensors at batch 16).
 EARLY_NOISE_ELEMENTS = 2 ** 20
 
