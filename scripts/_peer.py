@@ -39,6 +39,9 @@ from tfdphpe.models import apply_strategy, build_pose_model, freeze_batchnorm, s
 
 K = tf.keras.layers
 ENTRIES = ("plain", "ours", "tfp_fast")
+# --peer_ablation: ours with the update applied unchecked (no skip of a non-finite update), to
+# show what that check costs; never a way to train (the check guards the public quantities).
+ABLATION = ("ours_unchecked",)
 MODELS = ("mlp", "transformer", "pose")
 
 
@@ -113,11 +116,15 @@ def train_function(entry: str, name: str, input_size, b: int):
     if entry == "plain":
         fit_model = model
         fit_model.compile(optimizer=tf.keras.optimizers.legacy.Adam(1e-4), loss=loss)
-    elif entry == "ours":
+    elif entry in ("ours", "ours_unchecked"):
         fit_model = privacy.DPModel(model)
         fit_model.compile(optimizer=privacy.make_optimizer(
             "dpsgd", 1.0, 1.0, 1e-4, optimizer="adam", expected_batch_size=b,
             clipping="ghost"), loss=loss)
+        if entry == "ours_unchecked":
+            opt = fit_model.optimizer
+            opt.apply_if_finite = lambda grads, var_list: opt.apply_gradients(
+                zip(grads, var_list))
     else:
         from tensorflow_privacy.privacy.keras_models import dp_keras_model
         fit_model = dp_keras_model.DPModel(
@@ -180,23 +187,25 @@ def _repeats(plain_step, sample_seconds: float = 0.05) -> int:
     return max(1, int(np.ceil(sample_seconds / max(per_step, 1e-6))))
 
 
-def run(models, batch_sizes, rounds: int, input_size, memory: bool, argv) -> list[tuple]:
+def run(models, batch_sizes, rounds: int, input_size, memory: bool, argv,
+        ablation: bool = False) -> list[tuple]:
     """Times (and measures) every entry; prints one table per model and batch; returns rows."""
+    entries = ENTRIES + (ABLATION if ablation else ())
     rows = []
     for name in models:
         for b in batch_sizes:
-            peaks = {e: _peak(f"{e}:{name}:{b}", argv) for e in ENTRIES} if memory else {}
+            peaks = {e: _peak(f"{e}:{name}:{b}", argv) for e in entries} if memory else {}
             steps, fast = {}, None
-            for entry in ENTRIES:
+            for entry in entries:
                 steps[entry], fit_model = train_function(entry, name, input_size, b)
                 steps[entry]()           # trace
                 if entry == "tfp_fast":
                     fast = fast_path_used(fit_model)
             repeats = _repeats(steps["plain"])
-            times = {e: [] for e in ENTRIES}
+            times = {e: [] for e in entries}
             order = np.random.default_rng(0)
             for _ in range(rounds):
-                for entry in order.permutation(ENTRIES):
+                for entry in order.permutation(entries):
                     start = time.perf_counter()
                     for _ in range(repeats):
                         steps[entry]()
@@ -205,7 +214,7 @@ def run(models, batch_sizes, rounds: int, input_size, memory: bool, argv) -> lis
             path = "registry" if fast else "fallback (microbatched per-example)"
             print(f"\n[{name}, batch {b}] TF-Privacy path: {path}; {rounds} rounds of "
                   f"{repeats} step(s) per entry", flush=True)
-            for entry in ENTRIES:
+            for entry in entries:
                 t = float(np.median(times[entry]))
                 mem = peaks.get(entry, float("nan")) / peaks["plain"] if peaks else float("nan")
                 print(f"  {entry:9s} {t:8.4f} s/step  time {t / base:5.2f}x  "

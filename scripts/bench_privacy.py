@@ -71,6 +71,8 @@ flags.DEFINE_enum("peer", None, ["tfp_fast"], "Compare our DPModel with a peer's
                   "tfp_fast = TF-Privacy's DPModel with its fast-clipping layer registry.")
 flags.DEFINE_list("peer_models", list(_peer.MODELS), "--peer: models (mlp, transformer, pose).")
 flags.DEFINE_string("peer_worker", None, "Internal: 'entry:model:batch' for peer memory.")
+flags.DEFINE_bool("peer_ablation", False, "--peer: also time ours_unchecked, our step with the "
+                  "update applied without the finite check (what that check costs).")
 FLAGS = flags.FLAGS
 
 
@@ -196,7 +198,7 @@ def main(argv):
         return _peer.worker(FLAGS.peer_worker, size)
     if FLAGS.peer:
         _peer.run(FLAGS.peer_models, [int(b) for b in FLAGS.batch_sizes], FLAGS.steps, size,
-                  FLAGS.memory, sys.argv)
+                  FLAGS.memory, sys.argv, ablation=FLAGS.peer_ablation)
         return None
     entries = _entries()
     print(f"TinyViT-{FLAGS.variant} {FLAGS.input_size[0]}x{FLAGS.input_size[1]}, "
