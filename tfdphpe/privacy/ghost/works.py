@@ -27,9 +27,6 @@ from tfdphpe.privacy.ghost.registry import fold, own_weights, tokens
 from tfdphpe.privacy.per_example import row_squared_norms
 
 
-squares = row_squared_norms    # per-record squared norms of [n, ...]
-
-
 class Work:
     """Shared bookkeeping: the layer's own weights and which of them var_list holds."""
 
@@ -41,7 +38,7 @@ class Work:
         self.kept: dict[int, tf.Tensor] = {}                        # weight position -> [n, ...]
 
     def _kept_norms(self) -> list[tf.Tensor]:
-        return [squares(self.kept[j]) for _, j in self.targets if j in self.kept]
+        return [row_squared_norms(self.kept[j]) for _, j in self.targets if j in self.kept]
 
     def squared_norms(self) -> tf.Tensor:
         return tf.add_n(self._kept_norms())
@@ -152,7 +149,7 @@ class MatmulWork(Work):
         if self.kernel_position in self.counted:
             if self.ghost and self.a.shape[1] == 1:
                 # One token per record: ||a g^T||^2 = ||a||^2 ||g||^2.
-                terms.append(squares(self.a) * squares(self.g))
+                terms.append(row_squared_norms(self.a) * row_squared_norms(self.g))
             elif self.ghost:
                 aa = tf.matmul(self.a, self.a, transpose_b=True)
                 gg = tf.matmul(self.g, self.g, transpose_b=True)
@@ -161,7 +158,7 @@ class MatmulWork(Work):
             else:
                 self.kept[self.kernel_position] = self.rule.to_kernel(
                     self.layer, outer_sums(self.a, self.g))
-                terms.append(squares(self.kept[self.kernel_position]))
+                terms.append(row_squared_norms(self.kept[self.kernel_position]))
         return tf.add_n(terms)
 
     def _reads_tokens(self) -> bool:
