@@ -78,7 +78,9 @@ def main(argv):
              "public data only")]
     print(comparison_table(rows))
     dp = fine_tune("dp", f"--init_checkpoint={public}")
-    rows.append(("DP fine-tune", dp, f"DP, epsilon {dp['epsilon']:.2f}"))
+    with open(os.path.join(F.run_dir, "dp", "privacy.json")) as f:
+        method = json.load(f)["method"]
+    rows.append(("DP fine-tune", dp, f"{method}, epsilon {dp['epsilon']:.2f}"))
     models = [("public", public), ("DP", os.path.join(F.run_dir, "dp"))]
     if F.nonprivate:
         rows.append(("non-private fine-tune", fine_tune(
