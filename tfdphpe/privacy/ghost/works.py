@@ -176,9 +176,13 @@ class MatmulWork(Work):
         out = []
         for i, j in self.targets:
             if j == self.kernel_position and j not in self.kept:
-                sg = self.g * tf.reshape(scale, [-1, 1, 1])
-                din, dout = self.a.shape[-1], self.g.shape[-1]
-                m = tf.matmul(tf.reshape(self.a, [-1, din]), tf.reshape(sg, [-1, dout]),
+                # A^T (s G) = (s A)^T G: scale the smaller of the two token matrices.
+                a, g, din, dout = self.a, self.g, self.a.shape[-1], self.g.shape[-1]
+                if din is not None and dout is not None and din < dout:
+                    a = a * tf.reshape(scale, [-1, 1, 1])
+                else:
+                    g = g * tf.reshape(scale, [-1, 1, 1])
+                m = tf.matmul(tf.reshape(a, [-1, din]), tf.reshape(g, [-1, dout]),
                               transpose_a=True)
                 out.append((i, self.rule.to_kernel(self.layer, m)))
             else:
