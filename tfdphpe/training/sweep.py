@@ -265,7 +265,7 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
+    from matplotlib.ticker import NullFormatter
 
     paths = []
     groups: dict = {}
@@ -280,15 +280,15 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         def line(r):
             return ", ".join(str(r.get(a, "-")) for a in series)
-        methods = sorted({line(r) for r in private})
-        for k, method in enumerate(methods):
+        lines = sorted({line(r) for r in private})
+        for k, name in enumerate(lines):
             pts = sorted((float(r["target_epsilon"]), r["Mean"], r.get("Mean_ci") or 0.0)
-                         for r in private if line(r) == method)
+                         for r in private if line(r) == name)
             # Side by side in log-x so the interval bars do not hide each other.
-            shift = 1.0 + 0.05 * (k - (len(methods) - 1) / 2)
+            shift = 1.0 + 0.05 * (k - (len(lines) - 1) / 2)
             ax.errorbar([p[0] * shift for p in pts], [p[1] for p in pts],
                         yerr=[p[2] if p[2] == p[2] else 0.0 for p in pts], marker="o",
-                        capsize=3, label=method)
+                        capsize=3, label=name)
         for r in baseline:
             if r.get("strategy", "-") == strategy:
                 ax.axhline(r["Mean"], color="gray", linestyle="--", label="non-private")
@@ -299,7 +299,7 @@ def plot_pckh_vs_epsilon(rows: list[dict], out_dir: str,
         # Ticks at the budgets run, not log-scale minor labels that overlap.
         budgets = sorted({float(r["target_epsilon"]) for r in private})
         ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("epsilon")
         ax.set_ylabel("PCKh@0.5 Mean")
         n = max(r.get("n", 1) for r in private)
